@@ -1,0 +1,188 @@
+"""Shared helpers of the integration scenarios (real broker, real receivers).
+
+Environment (set by CTest, see CMakeLists.txt, or by hand):
+  HERALD_BIN       path of the herald binary
+  HERALD_RECEIVER  path of the herald-receiver binary
+  HERALD_BROKERS   bootstrap servers of a running broker (integration/kafka)
+Every process a scenario starts is stopped by Scenario.close(), also when
+an assertion fails. Waiting is always on a condition with a deadline.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import ledger  # noqa: E402
+
+BIN = os.environ.get("HERALD_BIN", os.path.join(HERE, "..", "build", "herald"))
+RECEIVER = os.environ.get(
+    "HERALD_RECEIVER", os.path.join(HERE, "..", "build", "herald-receiver"))
+BROKERS = os.environ.get("HERALD_BROKERS", "127.0.0.1:9092")
+KAFKA = os.path.join(HERE, "kafka")
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def wait_until(cond, timeout, what, interval=0.1):
+    """Polls cond() until it returns a truthy value or timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = cond()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def make_alerts(n, prefix="Alert", status="firing", severity="warning"):
+    """n distinct Alertmanager alerts (one label set each)."""
+    out = []
+    for i in range(n):
+        out.append({
+            "status": status,
+            "labels": {"alertname": f"{prefix}{i}", "instance": f"host-{i}",
+                       "severity": severity},
+            "annotations": {"summary": f"{prefix} {i} is {status}"},
+            "startsAt": "2026-11-29T09:00:00Z",
+            "generatorURL": "http://prometheus.local/graph",
+        })
+    return out
+
+
+def fingerprint(labels):
+    """Prometheus LabelSet.Fingerprint: FNV-1a 64, 0xff separators."""
+    h = 14695981039346656037
+    for name in sorted(labels):
+        for part in (name, labels[name]):
+            for b in part.encode():
+                h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+            h = ((h ^ 0xFF) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+class Scenario:
+    def __init__(self, name):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix=f"herald-{name}-")
+        self.procs = []
+        self.receivers = {}
+        self.tag = uuid.uuid4().hex[:8]
+        log(f"scenario {name}: work dir {self.dir}")
+
+    # -- Kafka -------------------------------------------------------------
+    def topic(self, partitions=6):
+        name = f"{self.name}-{self.tag}"
+        subprocess.run([KAFKA, "create-topic", name, str(partitions)],
+                       check=True, stdout=subprocess.DEVNULL,
+                       env=self._kafka_env())
+        return name
+
+    def _kafka_env(self):
+        env = dict(os.environ)
+        port = BROKERS.rsplit(":", 1)[1].split(",")[0]
+        env.setdefault("HERALD_KAFKA_PORT", port)
+        return env
+
+    def produce(self, topic, alerts, extra=()):
+        path = os.path.join(self.dir, f"produce-{uuid.uuid4().hex[:6]}.jsonl")
+        with open(path, "w") as f:
+            for a in alerts:
+                f.write((a if isinstance(a, str) else json.dumps(a)) + "\n")
+        subprocess.run([BIN, "produce", "--brokers", BROKERS, "--topic",
+                        topic, *extra, path], check=True,
+                       stdout=subprocess.DEVNULL)
+
+    def offsets(self, topic, group):
+        out = subprocess.run([BIN, "offsets", "--brokers", BROKERS,
+                              "--topic", topic, "--group", group, "--json"],
+                             check=True, capture_output=True, text=True)
+        return json.loads(out.stdout)
+
+    def fully_committed(self, topic, group):
+        o = self.offsets(topic, group)
+        parts = o["partitions"]
+        return all(p["committed"] == p["high"] for p in parts) and parts
+
+    # -- receivers ---------------------------------------------------------
+    def receiver(self, name, rules=()):
+        ledger_path = os.path.join(self.dir, f"{name}.ledger")
+        port_file = os.path.join(self.dir, f"{name}.port")
+        args = [RECEIVER, "--listen", "127.0.0.1:0", "--ledger", ledger_path,
+                "--name", name, "--port-file", port_file]
+        for r in rules:
+            args += ["--rule", r]
+        p = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                             stderr=open(os.path.join(self.dir,
+                                                      f"{name}.log"), "w"))
+        self.procs.append(p)
+        port = wait_until(lambda: _read(port_file), 10, f"receiver {name}")
+        self.receivers[name] = {"port": int(port), "ledger": ledger_path,
+                                "proc": p}
+        return self.receivers[name]
+
+    def delivered(self, name):
+        """Counter of fingerprints answered 2xx by receiver name."""
+        path = self.receivers[name]["ledger"]
+        if not os.path.exists(path):
+            return ledger.Counter()
+        return ledger.delivered_fingerprints(ledger.load([path]))
+
+    def targets_file(self, entries):
+        """entries: list of (name, url, extra-yaml-lines)."""
+        path = os.path.join(self.dir, "targets.yaml")
+        with open(path, "w") as f:
+            f.write("targets:\n")
+            for name, url, extra in entries:
+                f.write(f"  - name: {name}\n    type: webhook\n"
+                        f"    url: {url}\n")
+                for line in extra:
+                    f.write(f"    {line}\n")
+        return path
+
+    # -- herald ------------------------------------------------------------
+    def herald(self, topic, group, targets, extra=(), name="herald"):
+        logf = open(os.path.join(self.dir, f"{name}.log"), "a")
+        args = [BIN, "run", "--brokers", BROKERS, "--topic", topic,
+                "--group", group, "--targets", targets, "--api-listen", "",
+                "--log-format", "json", "--commit-interval-ms", "200",
+                *extra]
+        p = subprocess.Popen(args, stdout=logf, stderr=logf)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p, sig=signal.SIGTERM, timeout=60):
+        if p.poll() is None:
+            p.send_signal(sig)
+        try:
+            return p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise AssertionError(f"process {p.args[:2]} did not stop in "
+                                 f"{timeout}s after {sig}")
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
