@@ -1,0 +1,1276 @@
+/*
+ * parallel.c: the ParallelPublisher (see parallel.h): fan one alert out to
+ * many targets through the transport and aggregate what happened.
+ *
+ * Data flow: publish_* validates, selects targets (enabled, matchers,
+ * health strategy) and creates a reference-counted fan-out context
+ * (pp_ctx) with one leg (pp_leg) per target. Legs are started up to
+ * max_concurrent_targets at once: the plugin builds the request, the
+ * breaker is asked, the request goes to transport_submit_ex(). Each
+ * completion callback (on a transport I/O thread) records the breaker,
+ * passive health and metrics, classifies the response and either finishes
+ * the leg, or submits the next attempt with a "not before" time (the
+ * backoff: no thread sleeps), or starts the next waiting leg. The calling
+ * thread waits on the context's condition variable until no leg is
+ * pending, the deadline passes or the cancel flag is set; it then closes
+ * the context, waits for callbacks that are using borrowed data (the
+ * alert, the targets) to leave, and copies the legs into the result.
+ *
+ * Lifetime: the caller holds one reference to the context, each submitted
+ * attempt one more; the last release frees it. A callback that finds the
+ * context closed touches only the context, the breaker and metrics, never
+ * the caller's alert, targets or result.
+ *
+ * Threads: publish_* run on any caller thread; callbacks on transport I/O
+ * threads. pp->lock guards the breaker map; ctx->lock guards the context's
+ * counters and flags (leg fields are written by the one actor owning the
+ * leg at a time: the starter before submit, then the callback).
+ */
+#include "publishers/parallel.h"
+
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "publishers/backoff.h"
+#include "worker/log.h"
+#include "worker/metrics.h"
+
+#define PP_COMPONENT "publisher"
+/* Largest request body a plugin may build, bytes. Alert payloads are a
+ * few KiB; 1 MiB matches the largest accepted job message. */
+#define PP_MAX_REQUEST_BODY (1024 * 1024)
+/* How often a waiting caller looks at the cancel flag, ms. */
+#define PP_CANCEL_POLL_MS 10
+/* An attempt may run this long past the deadline (ms), so that a response
+ * just after the deadline still reaches the breaker and the health monitor
+ * instead of being cut off; the leg is reported failed at the deadline. */
+#define PP_LATE_GRACE_MS 1000
+/* Interval of rate-limited error lines per target and kind, ms. */
+#define PP_LOG_LIMIT_MS 60000
+
+/* One breaker per target name, kept across reloads. */
+typedef struct pp_breaker {
+    struct pp_breaker *next;
+    char *name;
+    target_breaker cfg;
+    breaker *br;
+} pp_breaker;
+
+struct parallel_publisher {
+    transport *tp;
+    health *h;
+    pthread_mutex_t lock; /* Guards breakers and retired. */
+    bool lock_inited;
+    pp_breaker *breakers;
+    pp_breaker *retired; /* Replaced by a reload; freed at destroy. */
+    atomic_uint_fast64_t seed;
+    atomic_long fanout_active;
+    metric *m_publish_duration;
+    metric *m_publishes;
+    metric *m_deliveries;
+    metric *m_failures;
+    metric *m_skipped;
+    metric *m_http_duration;
+    metric *m_retries;
+    metric *m_fanout_active;
+};
+
+struct pp_ctx;
+
+typedef struct pp_leg {
+    struct pp_ctx *ctx;
+    const target *tgt;  /* Borrowed while the context is open. */
+    char *name;         /* Owned copy, for use after close. */
+    const char *type;
+    breaker *br;        /* Borrowed from pp, NULL when not respected. */
+    uint64_t seed;
+    bool final;
+    bool started;
+    publish_outcome outcome;
+    publish_skip_reason skip_reason;
+    long http_status;
+    char error[256];
+    const char *error_type;
+    int attempts;
+    int64_t first_mono_ms; /* Monotonic time of the first attempt. */
+    int64_t done_mono_ms;  /* Monotonic time of the outcome. */
+    int64_t first_wall_ms;
+    int64_t last_wall_ms;
+} pp_leg;
+
+typedef struct pp_ctx {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int refs;
+    bool closed;
+    int busy;           /* Callbacks using borrowed data. */
+    size_t n_pending;   /* Selected legs not yet final. */
+    size_t *order;      /* Legs to start, in order. */
+    size_t n_order;
+    size_t next_start;
+    size_t active;      /* Legs started and not final. */
+    int max_active;     /* 0 = unlimited. */
+    int64_t deadline_ms; /* Monotonic. */
+    bool respect_breakers;
+    const alert *a;     /* Borrowed while open. */
+    parallel_publisher *pp;
+    pp_leg *legs;
+    size_t n_legs;
+} pp_ctx;
+
+typedef enum pp_mode {
+    PP_MODE_MULTIPLE = 0,
+    PP_MODE_ALL = 1,
+    PP_MODE_HEALTHY = 2
+} pp_mode;
+
+static int64_t pp_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t pp_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double pp_mono_ms_f(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* splitmix64: turns a counter into a well-mixed, non-zero jitter seed. */
+static uint64_t pp_mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x ? x : 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Options and names                                                    */
+/* ------------------------------------------------------------------ */
+
+void publish_opts_default(publish_opts *opts)
+{
+    opts->deadline_ms = 30000;
+    opts->strategy = PUBLISH_SKIP_UNHEALTHY;
+    opts->respect_breakers = true;
+    opts->max_concurrent_targets = 0;
+    opts->cancel = NULL;
+}
+
+herald_err publish_opts_validate(const publish_opts *opts, char *errstr,
+                                 size_t errstr_size)
+{
+    if (!opts) {
+        snprintf(errstr, errstr_size, "publish options: NULL");
+        return HERALD_ERR_INVALID;
+    }
+    if (opts->deadline_ms < 1 || opts->deadline_ms > PUBLISH_DEADLINE_MAX_MS) {
+        snprintf(errstr, errstr_size,
+                 "deadline_ms must be between 1 and %d, got %lld",
+                 PUBLISH_DEADLINE_MAX_MS, (long long)opts->deadline_ms);
+        return HERALD_ERR_INVALID;
+    }
+    if (opts->strategy != PUBLISH_SKIP_UNHEALTHY &&
+        opts->strategy != PUBLISH_SKIP_UNHEALTHY_AND_DEGRADED &&
+        opts->strategy != PUBLISH_TO_ALL) {
+        snprintf(errstr, errstr_size, "strategy: unknown value %d",
+                 (int)opts->strategy);
+        return HERALD_ERR_INVALID;
+    }
+    if (opts->max_concurrent_targets < 0) {
+        snprintf(errstr, errstr_size,
+                 "max_concurrent_targets must be >= 0, got %d",
+                 opts->max_concurrent_targets);
+        return HERALD_ERR_INVALID;
+    }
+    return HERALD_OK;
+}
+
+const char *publish_strategy_name(publish_strategy strategy)
+{
+    switch (strategy) {
+    case PUBLISH_SKIP_UNHEALTHY: return "skip_unhealthy";
+    case PUBLISH_SKIP_UNHEALTHY_AND_DEGRADED:
+        return "skip_unhealthy_and_degraded";
+    case PUBLISH_TO_ALL: return "publish_to_all";
+    }
+    return "unknown";
+}
+
+herald_err publish_strategy_parse(const char *name, publish_strategy *out)
+{
+    static const publish_strategy all[] = {
+        PUBLISH_SKIP_UNHEALTHY, PUBLISH_SKIP_UNHEALTHY_AND_DEGRADED,
+        PUBLISH_TO_ALL};
+    size_t i;
+
+    if (!name || !out)
+        return HERALD_ERR_INVALID;
+    for (i = 0; i < sizeof all / sizeof all[0]; i++) {
+        if (strcmp(name, publish_strategy_name(all[i])) == 0) {
+            *out = all[i];
+            return HERALD_OK;
+        }
+    }
+    return HERALD_ERR_INVALID;
+}
+
+const char *publish_outcome_name(publish_outcome outcome)
+{
+    switch (outcome) {
+    case PUBLISH_OUTCOME_DELIVERED: return "delivered";
+    case PUBLISH_OUTCOME_FAILED: return "failed";
+    case PUBLISH_OUTCOME_SKIPPED: return "skipped";
+    }
+    return "unknown";
+}
+
+const char *publish_skip_reason_name(publish_skip_reason reason)
+{
+    switch (reason) {
+    case PUBLISH_REASON_NONE: return "";
+    case PUBLISH_REASON_DISABLED: return "disabled";
+    case PUBLISH_REASON_FILTERED: return "filtered";
+    case PUBLISH_REASON_UNHEALTHY: return "unhealthy";
+    case PUBLISH_REASON_DEGRADED: return "degraded";
+    case PUBLISH_REASON_CIRCUIT_OPEN: return "circuit_open";
+    }
+    return "unknown";
+}
+
+/* ------------------------------------------------------------------ */
+/* Result                                                               */
+/* ------------------------------------------------------------------ */
+
+void publish_result_init(publish_result *res)
+{
+    memset(res, 0, sizeof *res);
+}
+
+void publish_result_free(publish_result *res)
+{
+    size_t i;
+
+    if (!res)
+        return;
+    for (i = 0; i < res->n_targets; i++)
+        free(res->targets[i].name);
+    free(res->targets);
+    publish_result_init(res);
+}
+
+bool publish_result_success(const publish_result *res)
+{
+    return res && res->succeeded > 0;
+}
+
+bool publish_result_all_succeeded(const publish_result *res)
+{
+    return res && res->succeeded > 0 && res->failed == 0;
+}
+
+bool publish_result_all_failed(const publish_result *res)
+{
+    return res && res->failed > 0 && res->succeeded == 0;
+}
+
+double publish_result_success_rate(const publish_result *res)
+{
+    size_t attempted;
+
+    if (!res)
+        return 0.0;
+    attempted = res->succeeded + res->failed;
+    return attempted ? (double)res->succeeded / (double)attempted : 0.0;
+}
+
+/* Adds key -> string or null. Returns false when out of memory. */
+static bool pp_json_str(struct json_object *o, const char *key,
+                        const char *v)
+{
+    struct json_object *s = NULL;
+
+    if (v) {
+        s = json_object_new_string(v);
+        if (!s)
+            return false;
+    }
+    if (json_object_object_add(o, key, s) != 0) {
+        json_object_put(s);
+        return false;
+    }
+    return true;
+}
+
+static bool pp_json_add(struct json_object *o, const char *key,
+                        struct json_object *v)
+{
+    if (!v)
+        return false;
+    if (json_object_object_add(o, key, v) != 0) {
+        json_object_put(v);
+        return false;
+    }
+    return true;
+}
+
+struct json_object *publish_result_to_json(const publish_result *res)
+{
+    struct json_object *o = NULL;
+    struct json_object *arr = NULL;
+    size_t i;
+
+    if (!res)
+        return NULL;
+    o = json_object_new_object();
+    if (!o)
+        goto fail;
+    if (!pp_json_add(o, "total", json_object_new_int64((int64_t)res->total)) ||
+        !pp_json_add(o, "succeeded",
+                     json_object_new_int64((int64_t)res->succeeded)) ||
+        !pp_json_add(o, "failed",
+                     json_object_new_int64((int64_t)res->failed)) ||
+        !pp_json_add(o, "skipped",
+                     json_object_new_int64((int64_t)res->skipped)) ||
+        !pp_json_add(o, "duration_ms",
+                     json_object_new_double(res->duration_ms)) ||
+        !pp_json_add(o, "partial_success",
+                     json_object_new_boolean(res->partial_success)) ||
+        !pp_json_add(o, "success",
+                     json_object_new_boolean(publish_result_success(res))) ||
+        !pp_json_str(o, "error",
+                     res->err == HERALD_OK ? NULL : herald_err2str(res->err)))
+        goto fail;
+    arr = json_object_new_array();
+    if (!arr)
+        goto fail;
+    for (i = 0; i < res->n_targets; i++) {
+        const publish_target_result *tr = &res->targets[i];
+        struct json_object *t = json_object_new_object();
+        bool ok;
+
+        if (!t)
+            goto fail;
+        if (json_object_array_add(arr, t) != 0) {
+            json_object_put(t);
+            goto fail;
+        }
+        ok = pp_json_str(t, "name", tr->name) &&
+             pp_json_str(t, "type", tr->type) &&
+             pp_json_str(t, "outcome", publish_outcome_name(tr->outcome)) &&
+             (tr->http_status
+                  ? pp_json_add(t, "http_status",
+                                json_object_new_int64(tr->http_status))
+                  : pp_json_str(t, "http_status", NULL)) &&
+             pp_json_str(t, "error", tr->error[0] ? tr->error : NULL) &&
+             pp_json_str(t, "error_type", tr->error_type) &&
+             pp_json_add(t, "attempts", json_object_new_int(tr->attempts)) &&
+             pp_json_add(t, "duration_ms",
+                         json_object_new_double(tr->duration_ms)) &&
+             pp_json_str(t, "skip_reason",
+                         tr->skip_reason == PUBLISH_REASON_NONE
+                             ? NULL
+                             : publish_skip_reason_name(tr->skip_reason)) &&
+             (tr->first_attempt_ms
+                  ? pp_json_add(t, "first_attempt_ms",
+                                json_object_new_int64(tr->first_attempt_ms))
+                  : pp_json_str(t, "first_attempt_ms", NULL)) &&
+             (tr->last_attempt_ms
+                  ? pp_json_add(t, "last_attempt_ms",
+                                json_object_new_int64(tr->last_attempt_ms))
+                  : pp_json_str(t, "last_attempt_ms", NULL));
+        if (!ok)
+            goto fail;
+    }
+    if (json_object_object_add(o, "targets", arr) != 0)
+        goto fail;
+    return o;
+fail:
+    json_object_put(arr);
+    json_object_put(o);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Publisher                                                            */
+/* ------------------------------------------------------------------ */
+
+void parallel_config_default(parallel_config *cfg)
+{
+    transport_config_default(&cfg->transport);
+    cfg->seed = 0;
+}
+
+/* Buckets of the publish duration, seconds: 5 ms .. 60 s. */
+static const double pp_publish_buckets[] = {
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+
+parallel_publisher *parallel_new(const parallel_config *cfg, health *h,
+                                 char *errstr, size_t errstr_size)
+{
+    parallel_config def;
+    parallel_publisher *pp;
+
+    if (!cfg) {
+        parallel_config_default(&def);
+        cfg = &def;
+    }
+    pp = calloc(1, sizeof *pp);
+    if (!pp) {
+        snprintf(errstr, errstr_size, "publisher: out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&pp->lock, NULL);
+    pp->lock_inited = true;
+    pp->h = h;
+    atomic_init(&pp->seed,
+                cfg->seed ? cfg->seed
+                          : (uint64_t)pp_wall_ms() ^ (uint64_t)(uintptr_t)pp);
+    atomic_init(&pp->fanout_active, 0);
+    pp->m_publish_duration = metrics_family(
+        METRIC_HISTOGRAM, "herald_publish_duration_seconds",
+        "Duration of one publish call (all legs), by result.", "result",
+        pp_publish_buckets,
+        sizeof pp_publish_buckets / sizeof pp_publish_buckets[0]);
+    pp->m_publishes = metrics_family(
+        METRIC_COUNTER, "herald_publishes_total",
+        "Publish calls by result: success, partial_success, failure.",
+        "result", NULL, 0);
+    pp->m_deliveries = metrics_family(
+        METRIC_COUNTER, "herald_target_deliveries_total",
+        "Final outcomes of publish legs per target (delivered, failed).",
+        "target,outcome", NULL, 0);
+    pp->m_failures = metrics_family(
+        METRIC_COUNTER, "herald_target_failures_total",
+        "Failed publish legs per target by error type.",
+        "target,error_type", NULL, 0);
+    pp->m_skipped = metrics_family(
+        METRIC_COUNTER, "herald_target_skipped_total",
+        "Publish legs skipped per target by reason.", "target,reason", NULL,
+        0);
+    pp->m_http_duration = metrics_family(
+        METRIC_HISTOGRAM, "herald_http_request_duration_seconds",
+        "Duration of one HTTP attempt per target.", "target", NULL, 0);
+    pp->m_retries = metrics_family(
+        METRIC_COUNTER, "herald_target_retries_total",
+        "Retry attempts per target.", "target", NULL, 0);
+    pp->m_fanout_active = metrics_family(
+        METRIC_GAUGE, "herald_fanout_active",
+        "Publish legs in flight (started, not final).", "", NULL, 0);
+    if (!pp->m_publish_duration || !pp->m_publishes || !pp->m_deliveries ||
+        !pp->m_failures || !pp->m_skipped || !pp->m_http_duration ||
+        !pp->m_retries || !pp->m_fanout_active) {
+        snprintf(errstr, errstr_size,
+                 "publisher: cannot register metrics (out of memory or a "
+                 "name registered with another type)");
+        goto fail;
+    }
+    pp->tp = transport_new(&cfg->transport, errstr, errstr_size);
+    if (!pp->tp)
+        goto fail;
+    return pp;
+fail:
+    parallel_destroy(pp);
+    return NULL;
+}
+
+static void pp_breakers_free(pp_breaker *b)
+{
+    while (b) {
+        pp_breaker *next = b->next;
+
+        breaker_destroy(b->br);
+        free(b->name);
+        free(b);
+        b = next;
+    }
+}
+
+void parallel_destroy(parallel_publisher *pp)
+{
+    if (!pp)
+        return;
+    /* First the transport: its threads run callbacks that use breakers. */
+    transport_destroy(pp->tp);
+    pp_breakers_free(pp->breakers);
+    pp_breakers_free(pp->retired);
+    if (pp->lock_inited)
+        pthread_mutex_destroy(&pp->lock);
+    free(pp);
+}
+
+size_t parallel_in_flight(parallel_publisher *pp)
+{
+    long v;
+
+    if (!pp)
+        return 0;
+    v = atomic_load(&pp->fanout_active);
+    return v > 0 ? (size_t)v : 0;
+}
+
+health *parallel_health(parallel_publisher *pp)
+{
+    return pp ? pp->h : NULL;
+}
+
+static bool pp_breaker_cfg_equal(const target_breaker *x,
+                                 const target_breaker *y)
+{
+    return x->failure_threshold == y->failure_threshold &&
+           x->failure_rate == y->failure_rate &&
+           x->window_ms == y->window_ms &&
+           x->min_requests == y->min_requests &&
+           x->open_timeout_ms == y->open_timeout_ms &&
+           x->half_open_probes == y->half_open_probes &&
+           x->success_threshold == y->success_threshold;
+}
+
+breaker *parallel_breaker_for(parallel_publisher *pp, const target *tgt)
+{
+    pp_breaker *b;
+    breaker *br = NULL;
+    breaker *fresh = NULL;
+    char *name = NULL;
+
+    if (!pp || !tgt || !tgt->name)
+        return NULL;
+    pthread_mutex_lock(&pp->lock);
+    for (b = pp->breakers; b; b = b->next)
+        if (strcmp(b->name, tgt->name) == 0)
+            break;
+    if (b && pp_breaker_cfg_equal(&b->cfg, &tgt->breaker))
+        br = b->br;
+    pthread_mutex_unlock(&pp->lock);
+    if (br)
+        return br;
+
+    /* Created outside the lock (breaker_new may log); a racing creator
+     * loses and frees its copy below. */
+    fresh = breaker_new(tgt->name, &tgt->breaker);
+    name = strdup(tgt->name);
+    if (!fresh || !name)
+        goto out;
+    pthread_mutex_lock(&pp->lock);
+    for (b = pp->breakers; b; b = b->next)
+        if (strcmp(b->name, tgt->name) == 0)
+            break;
+    if (b && pp_breaker_cfg_equal(&b->cfg, &tgt->breaker)) {
+        br = b->br;
+    } else if (b) {
+        /* Settings changed by a reload: retire the old breaker (legs in
+         * flight may still hold it) and use a fresh one. */
+        pp_breaker *old = malloc(sizeof *old);
+
+        if (old) {
+            *old = *b;
+            old->name = NULL; /* The name stays with the live entry. */
+            old->next = pp->retired;
+            pp->retired = old;
+            b->br = fresh;
+            b->cfg = tgt->breaker;
+            br = fresh;
+            fresh = NULL;
+        }
+        /* Out of memory: keep using the old breaker. */
+        if (!br)
+            br = b->br;
+        old = NULL;
+    } else {
+        b = calloc(1, sizeof *b);
+        if (b) {
+            b->name = name;
+            name = NULL;
+            b->cfg = tgt->breaker;
+            b->br = fresh;
+            fresh = NULL;
+            b->next = pp->breakers;
+            pp->breakers = b;
+            br = b->br;
+        }
+    }
+    pthread_mutex_unlock(&pp->lock);
+out:
+    breaker_destroy(fresh);
+    free(name);
+    return br;
+}
+
+herald_err parallel_breaker_state(parallel_publisher *pp, const char *name,
+                                  int64_t now_ms, breaker_state *state,
+                                  uint64_t *transitions)
+{
+    pp_breaker *b;
+    breaker *br = NULL;
+
+    if (!pp || !name)
+        return HERALD_ERR_INVALID;
+    pthread_mutex_lock(&pp->lock);
+    for (b = pp->breakers; b; b = b->next)
+        if (strcmp(b->name, name) == 0)
+            break;
+    if (b)
+        br = b->br;
+    pthread_mutex_unlock(&pp->lock);
+    if (!br)
+        return HERALD_ERR_NOT_FOUND;
+    /* Breakers are freed only by parallel_destroy: safe unlocked. */
+    if (state)
+        *state = breaker_get_state(br, now_ms);
+    if (transitions)
+        *transitions = breaker_transitions(br);
+    return HERALD_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Fan-out                                                              */
+/* ------------------------------------------------------------------ */
+
+static void pp_fanout_add(parallel_publisher *pp, long d)
+{
+    long v = atomic_fetch_add(&pp->fanout_active, d) + d;
+
+    metrics_set(pp->m_fanout_active, (double)v);
+}
+
+static void pp_ctx_free(pp_ctx *ctx)
+{
+    size_t i;
+
+    if (!ctx)
+        return;
+    for (i = 0; i < ctx->n_legs; i++)
+        free(ctx->legs[i].name);
+    free(ctx->legs);
+    free(ctx->order);
+    pthread_cond_destroy(&ctx->cond);
+    pthread_mutex_destroy(&ctx->lock);
+    free(ctx);
+}
+
+static void pp_ctx_unref(pp_ctx *ctx)
+{
+    int refs;
+
+    pthread_mutex_lock(&ctx->lock);
+    refs = --ctx->refs;
+    pthread_mutex_unlock(&ctx->lock);
+    if (refs == 0)
+        pp_ctx_free(ctx);
+}
+
+/* Ends a leg as failed with error text and type (leg owner only). */
+static void pp_leg_fail(pp_leg *leg, const char *error_type,
+                        const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void pp_leg_fail(pp_leg *leg, const char *error_type,
+                        const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(leg->error, sizeof leg->error, fmt, ap);
+    va_end(ap);
+    leg->outcome = PUBLISH_OUTCOME_FAILED;
+    leg->error_type = error_type;
+    leg->final = true;
+    leg->done_mono_ms = pp_mono_ms();
+}
+
+static void pp_on_done(void *opaque, const http_response *resp);
+
+/*
+ * Builds and submits the leg's next attempt, not before not_before_ms.
+ * Called by the leg's owner (the starting caller, or the callback of the
+ * previous attempt with ctx->busy held), so the alert and target are
+ * alive. Returns true when submitted; false when the leg became final
+ * (fields set: skipped circuit_open, or failed).
+ */
+static bool pp_leg_submit(pp_ctx *ctx, pp_leg *leg, int64_t not_before_ms)
+{
+    parallel_publisher *pp = ctx->pp;
+    const target *tgt = leg->tgt;
+    http_request req;
+    char errstr[200];
+    herald_err err;
+    int64_t now = pp_mono_ms();
+    int64_t send_at = not_before_ms > now ? not_before_ms : now;
+    int64_t left = ctx->deadline_ms + PP_LATE_GRACE_MS - send_at;
+    int timeout_ms;
+    bool ok = false;
+
+    http_request_init(&req, PP_MAX_REQUEST_BODY);
+    errstr[0] = '\0';
+    if (!tgt->plugin || !tgt->plugin->build_request) {
+        pp_leg_fail(leg, "build", "target type has no request builder");
+        goto out;
+    }
+    err = tgt->plugin->build_request(tgt, ctx->a, &req, errstr,
+                                     sizeof errstr);
+    if (err == HERALD_OK)
+        err = target_request_apply_common(tgt, &req);
+    if (err != HERALD_OK) {
+        pp_leg_fail(leg, "build", "cannot build the request: %s",
+                    errstr[0] ? errstr : herald_err2str(err));
+        goto out;
+    }
+    /* The breaker is asked after the build, so that a build error never
+     * holds a half-open probe slot. */
+    if (leg->br && !breaker_allow(leg->br, now)) {
+        if (leg->attempts == 0) {
+            leg->outcome = PUBLISH_OUTCOME_SKIPPED;
+            leg->skip_reason = PUBLISH_REASON_CIRCUIT_OPEN;
+            leg->final = true;
+            leg->done_mono_ms = now;
+        } else {
+            pp_leg_fail(leg, "circuit_open",
+                        "circuit breaker opened before attempt %d",
+                        leg->attempts + 1);
+        }
+        goto out;
+    }
+    timeout_ms = tgt->timeout_ms > 0 ? tgt->timeout_ms : 5000;
+    if (left < 1)
+        left = 1;
+    if (left < timeout_ms)
+        timeout_ms = (int)left;
+
+    if (leg->attempts == 0) {
+        leg->first_mono_ms = send_at;
+        leg->first_wall_ms = pp_wall_ms() + (send_at - now);
+    } else {
+        metrics_add(pp->m_retries, 1, leg->name);
+    }
+    leg->attempts++;
+    leg->last_wall_ms = pp_wall_ms() + (send_at - now);
+
+    pthread_mutex_lock(&ctx->lock);
+    ctx->refs++;
+    pthread_mutex_unlock(&ctx->lock);
+    err = transport_submit_ex(pp->tp, tgt, &req, not_before_ms, timeout_ms,
+                              pp_on_done, leg);
+    if (err != HERALD_OK) {
+        /* The breaker's slot is given back as a failure. */
+        if (leg->br)
+            breaker_record(leg->br, false, pp_mono_ms());
+        leg->attempts--;
+        pp_leg_fail(leg, err == HERALD_ERR_STATE ? "cancelled" : "other",
+                    "cannot submit the request: %s", herald_err2str(err));
+        pthread_mutex_lock(&ctx->lock);
+        ctx->refs--;
+        pthread_mutex_unlock(&ctx->lock);
+        goto out;
+    }
+    ok = true;
+out:
+    http_request_free(&req);
+    return ok;
+}
+
+/* Metrics and logs of a leg that became final before the context closed. */
+static void pp_leg_report(pp_ctx *ctx, pp_leg *leg)
+{
+    parallel_publisher *pp = ctx->pp;
+    const char *fp = ctx->a ? ctx->a->fingerprint : NULL;
+    log_fields f = {leg->name, NULL, -1, -1, fp};
+
+    switch (leg->outcome) {
+    case PUBLISH_OUTCOME_DELIVERED:
+        metrics_add(pp->m_deliveries, 1, leg->name, "delivered");
+        LOG_DEBUG(PP_COMPONENT, &f, "delivered after %d attempt(s), "
+                  "status %ld", leg->attempts, leg->http_status);
+        break;
+    case PUBLISH_OUTCOME_FAILED:
+        metrics_add(pp->m_deliveries, 1, leg->name, "failed");
+        metrics_add(pp->m_failures, 1, leg->name,
+                    leg->error_type ? leg->error_type : "other");
+        LOG_DEBUG(PP_COMPONENT, &f, "failed after %d attempt(s): %s",
+                  leg->attempts, leg->error);
+        break;
+    case PUBLISH_OUTCOME_SKIPPED:
+        metrics_add(pp->m_skipped, 1, leg->name,
+                    publish_skip_reason_name(leg->skip_reason));
+        /* Disabled and filtered are the configuration's choice; health
+         * and breaker skips mean an alert did not reach a target. */
+        if (leg->skip_reason == PUBLISH_REASON_DISABLED ||
+            leg->skip_reason == PUBLISH_REASON_FILTERED)
+            LOG_DEBUG(PP_COMPONENT, &f, "skipped: %s",
+                      publish_skip_reason_name(leg->skip_reason));
+        else
+            LOG_WARN(PP_COMPONENT, &f, "skipped: %s",
+                     publish_skip_reason_name(leg->skip_reason));
+        break;
+    }
+}
+
+/*
+ * Starts waiting legs while the concurrency limit allows. The caller is
+ * the context's owner or holds ctx->busy. Legs that end at once (breaker
+ * open, build error) are finished here.
+ */
+static void pp_start_waiting(pp_ctx *ctx)
+{
+    for (;;) {
+        pp_leg *leg;
+        bool submitted;
+        bool wake = false;
+
+        pthread_mutex_lock(&ctx->lock);
+        if (ctx->closed || ctx->next_start >= ctx->n_order ||
+            (ctx->max_active > 0 &&
+             ctx->active >= (size_t)ctx->max_active)) {
+            pthread_mutex_unlock(&ctx->lock);
+            return;
+        }
+        leg = &ctx->legs[ctx->order[ctx->next_start++]];
+        ctx->active++;
+        pthread_mutex_unlock(&ctx->lock);
+
+        leg->started = true;
+        LOG_DEBUG(PP_COMPONENT, LOG_TARGET(leg->name), "leg start");
+        pp_fanout_add(ctx->pp, 1);
+        submitted = pp_leg_submit(ctx, leg, 0);
+        if (submitted)
+            continue;
+        pp_fanout_add(ctx->pp, -1);
+        pp_leg_report(ctx, leg);
+        pthread_mutex_lock(&ctx->lock);
+        ctx->active--;
+        ctx->n_pending--;
+        wake = ctx->n_pending == 0;
+        pthread_mutex_unlock(&ctx->lock);
+        if (wake)
+            pthread_cond_signal(&ctx->cond);
+    }
+}
+
+/* Completion of one attempt, on a transport I/O thread. */
+static void pp_on_done(void *opaque, const http_response *resp)
+{
+    pp_leg *leg = opaque;
+    pp_ctx *ctx = leg->ctx;
+    parallel_publisher *pp = ctx->pp;
+    delivery_outcome out;
+    bool late;
+    bool success;
+    bool final = false;
+    int64_t now;
+
+    pthread_mutex_lock(&ctx->lock);
+    late = ctx->closed;
+    if (!late)
+        ctx->busy++;
+    pthread_mutex_unlock(&ctx->lock);
+
+    metrics_observe(pp->m_http_duration, resp->duration_ms / 1000.0,
+                    leg->name);
+    if (late) {
+        /* The caller has returned: its alert and targets may be gone.
+         * Judge by the status alone, for the breaker and health. */
+        success = resp->transport_error == 0 && resp->status >= 200 &&
+                  resp->status < 300;
+        if (leg->br)
+            breaker_record(leg->br, success, pp_mono_ms());
+        if (pp->h && resp->transport_error != TRANSPORT_ERR_CANCELLED)
+            health_record(pp->h, leg->name, success, resp->duration_ms);
+        pp_fanout_add(pp, -1);
+        pp_ctx_unref(ctx);
+        return;
+    }
+
+    memset(&out, 0, sizeof out);
+    out.retry_after_ms = -1;
+    target_classify(leg->tgt, resp, &out);
+    success = out.verdict == DELIVERY_DELIVERED;
+    now = pp_mono_ms();
+    if (leg->br)
+        breaker_record(leg->br, success, now);
+    if (pp->h && resp->transport_error != TRANSPORT_ERR_CANCELLED)
+        health_record(pp->h, leg->name, success, resp->duration_ms);
+    leg->http_status = resp->status;
+
+    if (success) {
+        leg->outcome = PUBLISH_OUTCOME_DELIVERED;
+        leg->error[0] = '\0';
+        leg->error_type = NULL;
+        leg->final = true;
+        leg->done_mono_ms = now;
+        final = true;
+    } else {
+        const target_retry *rp = &leg->tgt->retry;
+        int64_t delay = -1;
+        bool retry = false;
+
+        snprintf(leg->error, sizeof leg->error, "%s",
+                 out.error[0] ? out.error : "delivery failed");
+        leg->error_type = out.error_type ? out.error_type : "other";
+        if (out.verdict == DELIVERY_RETRY &&
+            resp->transport_error != TRANSPORT_ERR_CANCELLED &&
+            leg->attempts < (rp->max_attempts > 0 ? rp->max_attempts : 1)) {
+            delay = out.retry_after_ms >= 0
+                        ? out.retry_after_ms
+                        : backoff_delay_ms(leg->attempts,
+                                           rp->initial_backoff_ms,
+                                           rp->max_backoff_ms, &leg->seed);
+            retry = (rp->max_elapsed_ms <= 0 ||
+                     now + delay - leg->first_mono_ms <=
+                         rp->max_elapsed_ms) &&
+                    now + delay < ctx->deadline_ms;
+        }
+        if (retry && pp_leg_submit(ctx, leg, now + delay)) {
+            /* The leg stays in flight. */
+        } else {
+            /* pp_leg_submit may have set a newer error; otherwise the
+             * last attempt's error stands. */
+            leg->outcome = PUBLISH_OUTCOME_FAILED;
+            leg->final = true;
+            leg->done_mono_ms = pp_mono_ms();
+            final = true;
+        }
+    }
+
+    if (final) {
+        bool wake;
+
+        pp_fanout_add(pp, -1);
+        pp_leg_report(ctx, leg);
+        pthread_mutex_lock(&ctx->lock);
+        ctx->active--;
+        ctx->n_pending--;
+        pthread_mutex_unlock(&ctx->lock);
+        pp_start_waiting(ctx);
+        pthread_mutex_lock(&ctx->lock);
+        wake = ctx->n_pending == 0;
+        ctx->busy--;
+        wake = wake || (ctx->closed && ctx->busy == 0);
+        pthread_mutex_unlock(&ctx->lock);
+        if (wake)
+            pthread_cond_signal(&ctx->cond);
+    } else {
+        bool wake;
+
+        pthread_mutex_lock(&ctx->lock);
+        ctx->busy--;
+        wake = ctx->closed && ctx->busy == 0;
+        pthread_mutex_unlock(&ctx->lock);
+        if (wake)
+            pthread_cond_signal(&ctx->cond);
+    }
+    pp_ctx_unref(ctx);
+}
+
+/* Decides whether leg i is selected; sets its skip reason if not. */
+static void pp_select(parallel_publisher *pp, pp_mode mode,
+                      const publish_opts *opts, const alert *a, pp_leg *leg)
+{
+    const target *tgt = leg->tgt;
+
+    if (mode == PP_MODE_MULTIPLE)
+        return;
+    if (!tgt->enabled) {
+        leg->skip_reason = PUBLISH_REASON_DISABLED;
+    } else if (!target_matches(tgt, a)) {
+        leg->skip_reason = PUBLISH_REASON_FILTERED;
+    } else if (mode == PP_MODE_HEALTHY && pp->h &&
+               opts->strategy != PUBLISH_TO_ALL) {
+        health_status st = health_get(pp->h, tgt->name);
+
+        /* Unknown counts as healthy: the strategy fails open. */
+        if (st == HEALTH_UNHEALTHY)
+            leg->skip_reason = PUBLISH_REASON_UNHEALTHY;
+        else if (st == HEALTH_DEGRADED &&
+                 opts->strategy == PUBLISH_SKIP_UNHEALTHY_AND_DEGRADED)
+            leg->skip_reason = PUBLISH_REASON_DEGRADED;
+    }
+    if (leg->skip_reason != PUBLISH_REASON_NONE) {
+        leg->outcome = PUBLISH_OUTCOME_SKIPPED;
+        leg->final = true;
+    }
+}
+
+/* Copies the legs into res and computes the totals and the error. */
+static herald_err pp_fill_result(pp_ctx *ctx, publish_result *res,
+                                 herald_err stop_err)
+{
+    size_t i;
+    bool health_skip = false;
+
+    res->targets = calloc(ctx->n_legs ? ctx->n_legs : 1,
+                          sizeof *res->targets);
+    if (!res->targets)
+        return HERALD_ERR_NOMEM;
+    res->n_targets = ctx->n_legs;
+    res->total = ctx->n_legs;
+    for (i = 0; i < ctx->n_legs; i++) {
+        pp_leg *leg = &ctx->legs[i];
+        publish_target_result *tr = &res->targets[i];
+
+        tr->name = strdup(leg->name);
+        if (!tr->name)
+            return HERALD_ERR_NOMEM;
+        tr->type = leg->type;
+        tr->outcome = leg->outcome;
+        tr->http_status = leg->http_status;
+        memcpy(tr->error, leg->error, sizeof tr->error);
+        tr->error_type = leg->error_type;
+        tr->attempts = leg->attempts;
+        tr->skip_reason = leg->skip_reason;
+        tr->first_attempt_ms = leg->first_wall_ms;
+        tr->last_attempt_ms = leg->last_wall_ms;
+        if (leg->attempts > 0 && leg->done_mono_ms >= leg->first_mono_ms)
+            tr->duration_ms = (double)(leg->done_mono_ms - leg->first_mono_ms);
+        switch (leg->outcome) {
+        case PUBLISH_OUTCOME_DELIVERED: res->succeeded++; break;
+        case PUBLISH_OUTCOME_FAILED: res->failed++; break;
+        case PUBLISH_OUTCOME_SKIPPED:
+            res->skipped++;
+            if (leg->skip_reason == PUBLISH_REASON_UNHEALTHY ||
+                leg->skip_reason == PUBLISH_REASON_DEGRADED ||
+                leg->skip_reason == PUBLISH_REASON_CIRCUIT_OPEN)
+                health_skip = true;
+            break;
+        }
+    }
+    res->partial_success = res->succeeded > 0 && res->failed > 0;
+    if (res->succeeded > 0)
+        return HERALD_OK;
+    if (res->failed == 0)
+        return health_skip ? HERALD_ERR_NO_HEALTHY : HERALD_ERR_NO_ENABLED;
+    if (stop_err != HERALD_OK)
+        return stop_err;
+    return HERALD_ERR_ALL_FAILED;
+}
+
+/* Final metrics and logs of one call. */
+static void pp_report_call(parallel_publisher *pp, const alert *a,
+                           const publish_result *res, herald_err err)
+{
+    const char *result;
+    size_t i;
+    log_fields f = {NULL, NULL, -1, -1, a ? a->fingerprint : NULL};
+
+    if (res->succeeded > 0 && res->failed == 0)
+        result = "success";
+    else if (res->succeeded > 0)
+        result = "partial_success";
+    else
+        result = "failure";
+    metrics_observe(pp->m_publish_duration, res->duration_ms / 1000.0,
+                    result);
+    metrics_add(pp->m_publishes, 1, result);
+    if (res->partial_success) {
+        LOG_WARN(PP_COMPONENT, &f,
+                 "partial success: %zu of %zu delivered, %zu failed, %zu "
+                 "skipped", res->succeeded, res->total, res->failed,
+                 res->skipped);
+    } else if (err != HERALD_OK && res->total > 0) {
+        if (log_enabled(LOG_LEVEL_ERROR)) {
+            for (i = 0; i < res->n_targets; i++) {
+                const publish_target_result *tr = &res->targets[i];
+                char key[256];
+
+                if (tr->outcome != PUBLISH_OUTCOME_FAILED)
+                    continue;
+                snprintf(key, sizeof key, "publish:%s:%s", tr->name,
+                         tr->error_type ? tr->error_type : "other");
+                log_write_limited(LOG_LEVEL_ERROR, PP_COMPONENT,
+                                  &(log_fields){tr->name, NULL, -1, -1,
+                                                f.fingerprint},
+                                  key, PP_LOG_LIMIT_MS,
+                                  "delivery failed after %d attempt(s): %s",
+                                  tr->attempts, tr->error);
+            }
+        }
+        LOG_ERROR(PP_COMPONENT, &f, "publish failed: %s (%zu failed, %zu "
+                  "skipped of %zu)", herald_err2str(err), res->failed,
+                  res->skipped, res->total);
+    }
+}
+
+static herald_err pp_publish(parallel_publisher *pp, pp_mode mode,
+                             const alert *a, target *const *targets,
+                             size_t n, const publish_opts *opts_in,
+                             publish_result *res)
+{
+    publish_opts def;
+    const publish_opts *opts = opts_in;
+    pp_ctx *ctx = NULL;
+    double t0 = pp_mono_ms_f();
+    herald_err err = HERALD_OK;
+    herald_err stop_err = HERALD_OK;
+    char errstr[160];
+    size_t i;
+
+    if (!res)
+        return HERALD_ERR_INVALID;
+    publish_result_free(res);
+    if (!opts) {
+        publish_opts_default(&def);
+        opts = &def;
+    }
+    if (!pp || !a || (n > 0 && !targets) ||
+        publish_opts_validate(opts, errstr, sizeof errstr) != HERALD_OK) {
+        err = HERALD_ERR_INVALID;
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        if (!targets[i] || !targets[i]->name) {
+            err = HERALD_ERR_INVALID;
+            goto done;
+        }
+    }
+
+    ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        err = HERALD_ERR_NOMEM;
+        goto done;
+    }
+    pthread_mutex_init(&ctx->lock, NULL);
+    {
+        pthread_condattr_t ca;
+
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&ctx->cond, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    ctx->refs = 1;
+    ctx->pp = pp;
+    ctx->a = a;
+    ctx->deadline_ms = pp_mono_ms() + opts->deadline_ms;
+    ctx->max_active = opts->max_concurrent_targets;
+    ctx->respect_breakers = opts->respect_breakers;
+    ctx->n_legs = n;
+    ctx->legs = calloc(n ? n : 1, sizeof *ctx->legs);
+    ctx->order = calloc(n ? n : 1, sizeof *ctx->order);
+    if (!ctx->legs || !ctx->order) {
+        err = HERALD_ERR_NOMEM;
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        pp_leg *leg = &ctx->legs[i];
+
+        leg->ctx = ctx;
+        leg->tgt = targets[i];
+        leg->type = targets[i]->plugin ? targets[i]->plugin->name : "unknown";
+        leg->name = strdup(targets[i]->name);
+        if (!leg->name) {
+            err = HERALD_ERR_NOMEM;
+            goto done;
+        }
+        leg->seed = pp_mix(atomic_fetch_add(&pp->seed, 1));
+        pp_select(pp, mode, opts, a, leg);
+        if (leg->final) {
+            pp_leg_report(ctx, leg);
+            continue;
+        }
+        if (opts->respect_breakers) {
+            leg->br = parallel_breaker_for(pp, leg->tgt);
+            if (!leg->br) {
+                err = HERALD_ERR_NOMEM;
+                goto done;
+            }
+        }
+        ctx->order[ctx->n_order++] = i;
+    }
+    ctx->n_pending = ctx->n_order;
+
+    /* Nothing is sent when the caller cancelled before the call. */
+    if (!(opts->cancel && atomic_load(opts->cancel)))
+        pp_start_waiting(ctx);
+
+    /* Wait until every leg is final, the deadline passes or the caller
+     * cancels. */
+    pthread_mutex_lock(&ctx->lock);
+    while (ctx->n_pending > 0) {
+        int64_t now = pp_mono_ms();
+        int64_t until = ctx->deadline_ms;
+        struct timespec ts;
+
+        if (opts->cancel && atomic_load(opts->cancel)) {
+            stop_err = HERALD_ERR_CANCELLED;
+            break;
+        }
+        if (now >= ctx->deadline_ms) {
+            stop_err = HERALD_ERR_DEADLINE;
+            break;
+        }
+        if (opts->cancel && now + PP_CANCEL_POLL_MS < until)
+            until = now + PP_CANCEL_POLL_MS;
+        ts.tv_sec = (time_t)(until / 1000);
+        ts.tv_nsec = (long)(until % 1000) * 1000000;
+        pthread_cond_timedwait(&ctx->cond, &ctx->lock, &ts);
+    }
+    ctx->closed = true;
+    /* Callbacks using the alert and targets finish their (short, CPU
+     * only) work before the caller may free them. */
+    while (ctx->busy > 0)
+        pthread_cond_wait(&ctx->cond, &ctx->lock);
+    pthread_mutex_unlock(&ctx->lock);
+
+    /* Legs not final now fail; their late responses are only counted. */
+    for (i = 0; i < ctx->n_legs; i++) {
+        pp_leg *leg = &ctx->legs[i];
+
+        if (leg->final)
+            continue;
+        if (stop_err == HERALD_ERR_CANCELLED)
+            pp_leg_fail(leg, "cancelled", "cancelled");
+        else
+            pp_leg_fail(leg, "deadline", "deadline exceeded");
+        if (!leg->started)
+            leg->done_mono_ms = leg->first_mono_ms;
+        pp_leg_report(ctx, leg);
+    }
+    err = pp_fill_result(ctx, res, stop_err);
+
+done:
+    res->duration_ms = pp_mono_ms_f() - t0;
+    res->err = err;
+    if (pp && err != HERALD_ERR_INVALID)
+        pp_report_call(pp, a, res, err);
+    if (ctx)
+        pp_ctx_unref(ctx);
+    return err;
+}
+
+herald_err publish_to_multiple(parallel_publisher *pp, const alert *a,
+                               target *const *targets, size_t n,
+                               const publish_opts *opts, publish_result *res)
+{
+    return pp_publish(pp, PP_MODE_MULTIPLE, a, targets, n, opts, res);
+}
+
+herald_err publish_to_all(parallel_publisher *pp, const alert *a,
+                          target *const *targets, size_t n,
+                          const publish_opts *opts, publish_result *res)
+{
+    return pp_publish(pp, PP_MODE_ALL, a, targets, n, opts, res);
+}
+
+herald_err publish_to_healthy(parallel_publisher *pp, const alert *a,
+                              target *const *targets, size_t n,
+                              const publish_opts *opts, publish_result *res)
+{
+    return pp_publish(pp, PP_MODE_HEALTHY, a, targets, n, opts, res);
+}

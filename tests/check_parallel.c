@@ -1,0 +1,1423 @@
+/*
+ * check_parallel.c: the ParallelPublisher (publishers/parallel.h) against
+ * an in-process libmicrohttpd receiver on 127.0.0.1 with one behaviour per
+ * path, and a test-local target plugin that POSTs the alert fingerprint to
+ * the target URL (so these tests do not depend on the real plugins).
+ *
+ * Paths: /ok 200; /fail 500; /bad 400; /flaky 503 once then 200; /429 429
+ * with Retry-After: 1 once then 200; /slow 200 after 600 ms; /gate 200 after
+ * 100 ms, counting concurrent requests. A closed port gives "connection
+ * refused".
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <json-c/json.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "publishers/breaker.h"
+#include "publishers/health.h"
+#include "publishers/parallel.h"
+#include "worker/log.h"
+#include "worker/metrics.h"
+
+/* ------------------------------------------------------------------ */
+/* Test receiver                                                        */
+/* ------------------------------------------------------------------ */
+
+enum { P_OK, P_FAIL, P_BAD, P_FLAKY, P_429, P_SLOW, P_GATE, P_N };
+static const char *const srv_paths[P_N] = {"/ok",  "/fail", "/bad", "/flaky",
+                                           "/429", "/slow", "/gate"};
+
+static struct {
+    struct MHD_Daemon *d;
+    int port;
+    int closed_port;
+    atomic_int count[P_N];
+    atomic_int done[P_N];
+    atomic_int current;
+    atomic_int max_current;
+    atomic_llong first_ms[P_N];
+    atomic_llong last_ms[P_N];
+} srv;
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+    nanosleep(&ts, NULL);
+}
+
+static void srv_reset(void)
+{
+    for (int i = 0; i < P_N; i++) {
+        atomic_store(&srv.count[i], 0);
+        atomic_store(&srv.done[i], 0);
+        atomic_store(&srv.first_ms[i], 0);
+        atomic_store(&srv.last_ms[i], 0);
+    }
+    atomic_store(&srv.current, 0);
+    atomic_store(&srv.max_current, 0);
+}
+
+static enum MHD_Result srv_handler(void *cls, struct MHD_Connection *c,
+                                   const char *url, const char *method,
+                                   const char *version,
+                                   const char *upload_data,
+                                   size_t *upload_data_size, void **con_cls)
+{
+    static int marker;
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+    unsigned int status = 200;
+    int delay = 0;
+    bool retry_after = false;
+    int p;
+    int n;
+
+    (void)cls;
+    (void)method;
+    (void)version;
+    (void)upload_data;
+    if (*con_cls == NULL) {
+        *con_cls = &marker;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    for (p = 0; p < P_N; p++)
+        if (strcmp(url, srv_paths[p]) == 0)
+            break;
+    if (p == P_N) {
+        status = 404;
+        n = 0;
+    } else {
+        long long now = mono_ms();
+        long long zero = 0;
+
+        n = atomic_fetch_add(&srv.count[p], 1) + 1;
+        atomic_compare_exchange_strong(&srv.first_ms[p], &zero, now);
+        atomic_store(&srv.last_ms[p], now);
+    }
+    switch (p) {
+    case P_FAIL: status = 500; break;
+    case P_BAD: status = 400; break;
+    case P_FLAKY: status = n <= 1 ? 503 : 200; break;
+    case P_429:
+        if (n <= 1) {
+            status = 429;
+            retry_after = true;
+        }
+        break;
+    case P_SLOW: delay = 600; break;
+    case P_GATE: {
+        int cur = atomic_fetch_add(&srv.current, 1) + 1;
+        int max = atomic_load(&srv.max_current);
+
+        while (cur > max &&
+               !atomic_compare_exchange_weak(&srv.max_current, &max, cur))
+            ;
+        delay = 100;
+        break;
+    }
+    default: break;
+    }
+    if (delay)
+        sleep_ms(delay);
+    if (p == P_GATE)
+        atomic_fetch_sub(&srv.current, 1);
+    resp = MHD_create_response_from_buffer(2, (void *)"ok",
+                                           MHD_RESPMEM_PERSISTENT);
+    if (retry_after)
+        MHD_add_response_header(resp, "Retry-After", "1");
+    ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    if (p < P_N)
+        atomic_fetch_add(&srv.done[p], 1);
+    return ret;
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in sin;
+    socklen_t len = sizeof sin;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int port;
+
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, (struct sockaddr *)&sin, sizeof sin);
+    getsockname(fd, (struct sockaddr *)&sin, &len);
+    port = ntohs(sin.sin_port);
+    close(fd);
+    return port;
+}
+
+static void srv_start(void)
+{
+    struct sockaddr_in sin;
+    const union MHD_DaemonInfo *info;
+
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    srv.d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION |
+                                 MHD_USE_INTERNAL_POLLING_THREAD,
+                             0, NULL, NULL, srv_handler, NULL,
+                             MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_END);
+    if (!srv.d) {
+        fprintf(stderr, "cannot start the test receiver\n");
+        exit(1);
+    }
+    info = MHD_get_daemon_info(srv.d, MHD_DAEMON_INFO_BIND_PORT);
+    srv.port = info->port;
+    srv.closed_port = free_port();
+}
+
+/* ------------------------------------------------------------------ */
+/* Test plugin, targets, alert                                          */
+/* ------------------------------------------------------------------ */
+
+static herald_err tplug_build(const target *tgt, const alert *a,
+                              http_request *req, char *errstr, size_t n)
+{
+    if (strstr(tgt->url, "/build-error")) {
+        snprintf(errstr, n, "test plugin refuses to build");
+        return HERALD_ERR_INVALID;
+    }
+    req->url = strdup(tgt->url);
+    if (!req->url)
+        return HERALD_ERR_NOMEM;
+    if (http_request_add_header(req, "Content-Type", "text/plain"))
+        return HERALD_ERR_NOMEM;
+    return buf_append_str(&req->body, a->fingerprint);
+}
+
+static const target_key tplug_keys[] = {{NULL, 0, 0, NULL, NULL, false, NULL}};
+static const target_plugin tplug = {
+    .name = "test",
+    .keys = tplug_keys,
+    .build_request = tplug_build,
+};
+
+static target *mk_target(const char *name, const char *path)
+{
+    target *t = calloc(1, sizeof *t);
+    char url[128];
+
+    ck_assert_ptr_nonnull(t);
+    if (strcmp(path, "refused") == 0)
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/ok", srv.closed_port);
+    else
+        snprintf(url, sizeof url, "http://127.0.0.1:%d%s", srv.port, path);
+    t->name = strdup(name);
+    t->url = strdup(url);
+    t->plugin = &tplug;
+    t->enabled = true;
+    t->timeout_ms = 5000;
+    t->retry.max_attempts = 1;
+    t->retry.initial_backoff_ms = 10;
+    t->retry.max_backoff_ms = 50;
+    t->retry.max_elapsed_ms = 60000;
+    t->max_concurrency = 16;
+    t->rate_burst = 1;
+    t->tls_verify = true;
+    t->health.unhealthy_after = 3;
+    t->health.degraded_latency_ms = 1000;
+    t->health.interval_ms = 10000;
+    t->health.timeout_ms = 2000;
+    breaker_config_default(&t->breaker);
+    return t;
+}
+
+static void free_target(target *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n_matchers; i++) {
+        free(t->matchers[i].name);
+        free(t->matchers[i].value);
+    }
+    free(t->matchers);
+    free(t->name);
+    free(t->url);
+    free(t);
+}
+
+static alert_kv test_labels[] = {{"alertname", "DiskFull"},
+                                 {"team", "web"}};
+static alert test_alert;
+
+static void init_alert(void)
+{
+    memset(&test_alert, 0, sizeof test_alert);
+    test_alert.labels.items = test_labels;
+    test_alert.labels.n = 2;
+    snprintf(test_alert.fingerprint, sizeof test_alert.fingerprint,
+             "0123456789abcdef");
+    test_alert.classification_confidence = -1;
+}
+
+/* Per-test publisher and targets. */
+static parallel_publisher *pp;
+static health *hm;
+static target *tg[16];
+static size_t ntg;
+
+static void setup(void)
+{
+    char err[256];
+
+    srv_reset();
+    init_alert();
+    hm = health_new(false, err, sizeof err);
+    ck_assert_msg(hm != NULL, "%s", err);
+    pp = parallel_new(NULL, hm, err, sizeof err);
+    ck_assert_msg(pp != NULL, "%s", err);
+    ntg = 0;
+}
+
+static void teardown(void)
+{
+    parallel_destroy(pp);
+    pp = NULL;
+    health_destroy(hm);
+    hm = NULL;
+    for (size_t i = 0; i < ntg; i++)
+        free_target(tg[i]);
+    ntg = 0;
+}
+
+static target *add(const char *name, const char *path)
+{
+    target *t = mk_target(name, path);
+
+    tg[ntg++] = t;
+    return t;
+}
+
+static const publish_target_result *find(const publish_result *res,
+                                         const char *name)
+{
+    for (size_t i = 0; i < res->n_targets; i++)
+        if (strcmp(res->targets[i].name, name) == 0)
+            return &res->targets[i];
+    ck_abort_msg("no result for %s", name);
+    return NULL;
+}
+
+/* Waits up to 5 s for cond; fails the test when it stays false. */
+#define WAIT_FOR(cond)                                                        \
+    do {                                                                      \
+        long long until_ = mono_ms() + 5000;                                  \
+        while (!(cond) && mono_ms() < until_)                                 \
+            sleep_ms(2);                                                      \
+        ck_assert_msg((cond), "timed out waiting for " #cond);                \
+    } while (0)
+
+/* ------------------------------------------------------------------ */
+/* Options and names                                                    */
+/* ------------------------------------------------------------------ */
+
+START_TEST(test_opts_defaults)
+{
+    publish_opts o;
+    char err[128];
+
+    publish_opts_default(&o);
+    ck_assert_int_eq(o.deadline_ms, 30000);
+    ck_assert_int_eq(o.strategy, PUBLISH_SKIP_UNHEALTHY);
+    ck_assert(o.respect_breakers);
+    ck_assert_int_eq(o.max_concurrent_targets, 0);
+    ck_assert_ptr_null(o.cancel);
+    ck_assert_int_eq(publish_opts_validate(&o, err, sizeof err), HERALD_OK);
+}
+END_TEST
+
+START_TEST(test_opts_validation)
+{
+    publish_opts o;
+    char err[128];
+
+    publish_opts_default(&o);
+    o.deadline_ms = 0;
+    ck_assert_int_eq(publish_opts_validate(&o, err, sizeof err),
+                     HERALD_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err, "deadline_ms"));
+    o.deadline_ms = PUBLISH_DEADLINE_MAX_MS + 1;
+    ck_assert_int_eq(publish_opts_validate(&o, err, sizeof err),
+                     HERALD_ERR_INVALID);
+    publish_opts_default(&o);
+    o.strategy = (publish_strategy)7;
+    ck_assert_int_eq(publish_opts_validate(&o, err, sizeof err),
+                     HERALD_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err, "strategy"));
+    publish_opts_default(&o);
+    o.max_concurrent_targets = -1;
+    ck_assert_int_eq(publish_opts_validate(&o, err, sizeof err),
+                     HERALD_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err, "max_concurrent_targets"));
+    ck_assert_int_eq(publish_opts_validate(NULL, err, sizeof err),
+                     HERALD_ERR_INVALID);
+}
+END_TEST
+
+START_TEST(test_names)
+{
+    publish_strategy s;
+    const publish_strategy all[] = {PUBLISH_SKIP_UNHEALTHY,
+                                    PUBLISH_SKIP_UNHEALTHY_AND_DEGRADED,
+                                    PUBLISH_TO_ALL};
+
+    ck_assert_str_eq(publish_strategy_name(PUBLISH_SKIP_UNHEALTHY),
+                     "skip_unhealthy");
+    ck_assert_str_eq(
+        publish_strategy_name(PUBLISH_SKIP_UNHEALTHY_AND_DEGRADED),
+        "skip_unhealthy_and_degraded");
+    ck_assert_str_eq(publish_strategy_name(PUBLISH_TO_ALL), "publish_to_all");
+    ck_assert_str_eq(publish_strategy_name((publish_strategy)9), "unknown");
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_int_eq(
+            publish_strategy_parse(publish_strategy_name(all[i]), &s),
+            HERALD_OK);
+        ck_assert_int_eq(s, all[i]);
+    }
+    ck_assert_int_eq(publish_strategy_parse("all", &s), HERALD_ERR_INVALID);
+    ck_assert_int_eq(publish_strategy_parse(NULL, &s), HERALD_ERR_INVALID);
+    ck_assert_str_eq(publish_outcome_name(PUBLISH_OUTCOME_DELIVERED),
+                     "delivered");
+    ck_assert_str_eq(publish_outcome_name(PUBLISH_OUTCOME_FAILED), "failed");
+    ck_assert_str_eq(publish_outcome_name(PUBLISH_OUTCOME_SKIPPED), "skipped");
+    ck_assert_str_eq(publish_skip_reason_name(PUBLISH_REASON_DISABLED),
+                     "disabled");
+    ck_assert_str_eq(publish_skip_reason_name(PUBLISH_REASON_FILTERED),
+                     "filtered");
+    ck_assert_str_eq(publish_skip_reason_name(PUBLISH_REASON_UNHEALTHY),
+                     "unhealthy");
+    ck_assert_str_eq(publish_skip_reason_name(PUBLISH_REASON_DEGRADED),
+                     "degraded");
+    ck_assert_str_eq(publish_skip_reason_name(PUBLISH_REASON_CIRCUIT_OPEN),
+                     "circuit_open");
+    ck_assert_str_eq(publish_skip_reason_name(PUBLISH_REASON_NONE), "");
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Result helpers and JSON                                              */
+/* ------------------------------------------------------------------ */
+
+START_TEST(test_result_helpers)
+{
+    publish_result r;
+
+    publish_result_init(&r);
+    ck_assert(!publish_result_success(&r));
+    ck_assert(!publish_result_all_succeeded(&r));
+    ck_assert(!publish_result_all_failed(&r));
+    ck_assert(publish_result_success_rate(&r) == 0.0);
+    r.succeeded = 3;
+    r.failed = 1;
+    r.skipped = 2;
+    ck_assert(publish_result_success(&r));
+    ck_assert(!publish_result_all_succeeded(&r));
+    ck_assert(!publish_result_all_failed(&r));
+    ck_assert(publish_result_success_rate(&r) == 0.75);
+    r.failed = 0;
+    ck_assert(publish_result_all_succeeded(&r));
+    ck_assert(publish_result_success_rate(&r) == 1.0);
+    r.succeeded = 0;
+    r.failed = 2;
+    ck_assert(publish_result_all_failed(&r));
+    ck_assert(!publish_result_success(&r));
+    ck_assert(publish_result_success_rate(&r) == 0.0);
+    ck_assert(!publish_result_success(NULL));
+    publish_result_free(&r);
+    publish_result_free(NULL);
+}
+END_TEST
+
+START_TEST(test_result_json)
+{
+    publish_result res;
+    struct json_object *o;
+    struct json_object *ts;
+    struct json_object *v;
+    target *ok = add("ok", "/ok");
+    target *off = add("off", "/ok");
+
+    off->enabled = false;
+    (void)ok;
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_all(pp, &test_alert, tg, ntg, NULL, &res),
+                     HERALD_OK);
+    o = publish_result_to_json(&res);
+    ck_assert_ptr_nonnull(o);
+    ck_assert(json_object_object_get_ex(o, "total", &v));
+    ck_assert_int_eq(json_object_get_int(v), 2);
+    ck_assert(json_object_object_get_ex(o, "succeeded", &v));
+    ck_assert_int_eq(json_object_get_int(v), 1);
+    ck_assert(json_object_object_get_ex(o, "skipped", &v));
+    ck_assert_int_eq(json_object_get_int(v), 1);
+    ck_assert(json_object_object_get_ex(o, "success", &v));
+    ck_assert(json_object_get_boolean(v));
+    ck_assert(json_object_object_get_ex(o, "error", &v));
+    ck_assert_ptr_null(v);
+    ck_assert(json_object_object_get_ex(o, "targets", &ts));
+    ck_assert_int_eq(json_object_array_length(ts), 2);
+    v = json_object_array_get_idx(ts, 0);
+    ck_assert_str_eq(
+        json_object_get_string(json_object_object_get(v, "name")), "ok");
+    ck_assert_str_eq(
+        json_object_get_string(json_object_object_get(v, "outcome")),
+        "delivered");
+    ck_assert_int_eq(
+        json_object_get_int(json_object_object_get(v, "http_status")), 200);
+    ck_assert_str_eq(
+        json_object_get_string(json_object_object_get(v, "type")), "test");
+    v = json_object_array_get_idx(ts, 1);
+    ck_assert_str_eq(
+        json_object_get_string(json_object_object_get(v, "skip_reason")),
+        "disabled");
+    ck_assert_ptr_null(json_object_object_get(v, "http_status"));
+    json_object_put(o);
+    ck_assert_ptr_null(publish_result_to_json(NULL));
+    publish_result_free(&res);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Publishing                                                           */
+/* ------------------------------------------------------------------ */
+
+START_TEST(test_happy_path)
+{
+    publish_result res;
+    herald_err err;
+    int64_t before = (int64_t)time(NULL) * 1000 - 1000;
+
+    add("a", "/ok");
+    add("b", "/ok");
+    add("c", "/ok");
+    publish_result_init(&res);
+    err = publish_to_multiple(pp, &test_alert, tg, ntg, NULL, &res);
+    ck_assert_int_eq(err, HERALD_OK);
+    ck_assert_int_eq(res.err, HERALD_OK);
+    ck_assert_uint_eq(res.total, 3);
+    ck_assert_uint_eq(res.succeeded, 3);
+    ck_assert_uint_eq(res.failed, 0);
+    ck_assert_uint_eq(res.skipped, 0);
+    ck_assert(!res.partial_success);
+    ck_assert(publish_result_all_succeeded(&res));
+    ck_assert_int_eq(atomic_load(&srv.count[P_OK]), 3);
+    for (size_t i = 0; i < 3; i++) {
+        const publish_target_result *tr = &res.targets[i];
+
+        ck_assert_str_eq(tr->name, tg[i]->name);
+        ck_assert_str_eq(tr->type, "test");
+        ck_assert_int_eq(tr->outcome, PUBLISH_OUTCOME_DELIVERED);
+        ck_assert_int_eq(tr->http_status, 200);
+        ck_assert_int_eq(tr->attempts, 1);
+        ck_assert_str_eq(tr->error, "");
+        ck_assert_ptr_null(tr->error_type);
+        ck_assert_int_ge(tr->first_attempt_ms, before);
+        ck_assert_int_ge(tr->last_attempt_ms, tr->first_attempt_ms);
+    }
+    publish_result_free(&res);
+    ck_assert_uint_eq(res.n_targets, 0);
+}
+END_TEST
+
+START_TEST(test_debug_logging)
+{
+    publish_result res;
+
+    /* The same path with every log line formatted (no URL may leak, which
+     * the log module's output cannot show here; this covers formatting). */
+    log_set_level(LOG_LEVEL_DEBUG);
+    add("a", "/ok");
+    add("b", "/fail");
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, NULL, &res),
+                     HERALD_OK);
+    ck_assert(res.partial_success);
+    log_set_level(LOG_LEVEL_OFF);
+    publish_result_free(&res);
+}
+END_TEST
+
+START_TEST(test_partial_success)
+{
+    publish_result res;
+    const publish_target_result *tr;
+
+    add("good", "/ok");
+    add("bad", "/fail");
+    add("refused", "refused");
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, NULL, &res),
+                     HERALD_OK);
+    ck_assert_uint_eq(res.succeeded, 1);
+    ck_assert_uint_eq(res.failed, 2);
+    ck_assert(res.partial_success);
+    ck_assert(publish_result_success(&res));
+    ck_assert(!publish_result_all_succeeded(&res));
+    tr = find(&res, "bad");
+    ck_assert_int_eq(tr->outcome, PUBLISH_OUTCOME_FAILED);
+    ck_assert_int_eq(tr->http_status, 500);
+    ck_assert_str_eq(tr->error_type, "http_5xx");
+    ck_assert_ptr_nonnull(strstr(tr->error, "500"));
+    tr = find(&res, "refused");
+    ck_assert_int_eq(tr->outcome, PUBLISH_OUTCOME_FAILED);
+    ck_assert_int_eq(tr->http_status, 0);
+    ck_assert_str_eq(tr->error_type, "connect");
+    publish_result_free(&res);
+}
+END_TEST
+
+START_TEST(test_total_failure)
+{
+    publish_result res;
+
+    add("bad", "/fail");
+    add("gone", "refused");
+    add("rejects", "/bad");
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, NULL, &res),
+                     HERALD_ERR_ALL_FAILED);
+    ck_assert_int_eq(res.err, HERALD_ERR_ALL_FAILED);
+    ck_assert_uint_eq(res.total, 3);
+    ck_assert_uint_eq(res.failed, 3);
+    ck_assert(publish_result_all_failed(&res));
+    ck_assert(!res.partial_success);
+    ck_assert_str_eq(find(&res, "rejects")->error_type, "http_4xx");
+    publish_result_free(&res);
+}
+END_TEST
+
+START_TEST(test_empty_targets)
+{
+    publish_result res;
+
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, NULL, 0, NULL, &res),
+                     HERALD_ERR_NO_ENABLED);
+    ck_assert_uint_eq(res.total, 0);
+    ck_assert_int_eq(res.err, HERALD_ERR_NO_ENABLED);
+    ck_assert_int_eq(publish_to_all(pp, &test_alert, NULL, 0, NULL, &res),
+                     HERALD_ERR_NO_ENABLED);
+    ck_assert_int_eq(publish_to_healthy(pp, &test_alert, NULL, 0, NULL, &res),
+                     HERALD_ERR_NO_ENABLED);
+    publish_result_free(&res);
+}
+END_TEST
+
+START_TEST(test_invalid_input)
+{
+    publish_result res;
+    publish_opts o;
+    target *null_list[1] = {NULL};
+
+    add("a", "/ok");
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, NULL, tg, ntg, NULL, &res),
+                     HERALD_ERR_INVALID);
+    ck_assert_int_eq(res.err, HERALD_ERR_INVALID);
+    ck_assert_uint_eq(res.succeeded, 0);
+    ck_assert_int_eq(publish_to_multiple(NULL, &test_alert, tg, ntg, NULL,
+                                         &res),
+                     HERALD_ERR_INVALID);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, NULL, 2, NULL,
+                                         &res),
+                     HERALD_ERR_INVALID);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, null_list, 1, NULL,
+                                         &res),
+                     HERALD_ERR_INVALID);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, NULL,
+                                         NULL),
+                     HERALD_ERR_INVALID);
+    publish_opts_default(&o);
+    o.deadline_ms = -5;
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, &o, &res),
+                     HERALD_ERR_INVALID);
+    ck_assert_int_eq(atomic_load(&srv.count[P_OK]), 0);
+    publish_result_free(&res);
+}
+END_TEST
+
+START_TEST(test_build_error)
+{
+    publish_result res;
+    const publish_target_result *tr;
+
+    add("ok", "/ok");
+    add("broken", "/build-error");
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, NULL, &res),
+                     HERALD_OK);
+    tr = find(&res, "broken");
+    ck_assert_int_eq(tr->outcome, PUBLISH_OUTCOME_FAILED);
+    ck_assert_str_eq(tr->error_type, "build");
+    ck_assert_int_eq(tr->attempts, 0);
+    ck_assert(res.partial_success);
+    publish_result_free(&res);
+}
+END_TEST
+
+START_TEST(test_deadline)
+{
+    publish_result res;
+    publish_opts o;
+    const publish_target_result *tr;
+
+    add("fast", "/ok");
+    add("slow", "/slow");
+    publish_opts_default(&o);
+    o.deadline_ms = 200;
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, &o, &res),
+                     HERALD_OK);
+    ck_assert(res.partial_success);
+    tr = find(&res, "slow");
+    ck_assert_int_eq(tr->outcome, PUBLISH_OUTCOME_FAILED);
+    ck_assert_str_eq(tr->error_type, "deadline");
+    ck_assert_str_eq(tr->error, "deadline exceeded");
+    ck_assert_int_eq(tr->attempts, 1);
+    publish_result_free(&res);
+
+    /* Only the slow one: the call itself reports the deadline. */
+    srv_reset();
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg + 1, 1, &o, &res),
+                     HERALD_ERR_DEADLINE);
+    ck_assert_uint_eq(res.failed, 1);
+    publish_result_free(&res);
+}
+END_TEST
+
+START_TEST(test_late_result_counted)
+{
+    publish_result res;
+    publish_opts o;
+
+    add("slow", "/slow");
+    ck_assert_int_eq(health_set_targets(hm, tg, ntg), HERALD_OK);
+    publish_opts_default(&o);
+    o.deadline_ms = 100;
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_healthy(pp, &test_alert, tg, ntg, &o, &res),
+                     HERALD_ERR_DEADLINE);
+    ck_assert_uint_eq(res.failed, 1);
+    ck_assert_str_eq(res.targets[0].error, "deadline exceeded");
+    /* The caller's result is gone before the response arrives. */
+    publish_result_free(&res);
+    ck_assert_int_eq(health_get(hm, "slow"), HEALTH_UNKNOWN);
+    ck_assert_uint_ge(parallel_in_flight(pp), 1);
+    /* The late response still reaches the health monitor. */
+    WAIT_FOR(parallel_in_flight(pp) == 0);
+    ck_assert_int_eq(health_get(hm, "slow"), HEALTH_HEALTHY);
+}
+END_TEST
+
+static atomic_bool cancel_flag;
+
+static void *canceller(void *arg)
+{
+    (void)arg;
+    /* Cancel once the slow receiver has the request. */
+    while (atomic_load(&srv.count[P_SLOW]) < 1)
+        sleep_ms(1);
+    atomic_store(&cancel_flag, true);
+    return NULL;
+}
+
+START_TEST(test_cancellation)
+{
+    publish_result res;
+    publish_opts o;
+    pthread_t th;
+
+    add("slow1", "/slow");
+    add("slow2", "/slow");
+    atomic_store(&cancel_flag, false);
+    publish_opts_default(&o);
+    o.cancel = &cancel_flag;
+    publish_result_init(&res);
+    pthread_create(&th, NULL, canceller, NULL);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, &o, &res),
+                     HERALD_ERR_CANCELLED);
+    pthread_join(th, NULL);
+    ck_assert_uint_eq(res.failed, 2);
+    ck_assert_str_eq(res.targets[0].error_type, "cancelled");
+    ck_assert_str_eq(res.targets[1].error, "cancelled");
+    publish_result_free(&res);
+
+    /* Cancelled before the call: nothing is sent. */
+    srv_reset();
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, &o, &res),
+                     HERALD_ERR_CANCELLED);
+    ck_assert_uint_eq(res.failed, 2);
+    ck_assert_int_eq(res.targets[0].attempts, 0);
+    ck_assert_int_eq(atomic_load(&srv.count[P_SLOW]), 0);
+    publish_result_free(&res);
+}
+END_TEST
+
+START_TEST(test_retry_does_not_resend_delivered)
+{
+    publish_result res;
+    target *fl;
+
+    add("ok", "/ok");
+    fl = add("flaky", "/flaky");
+    fl->retry.max_attempts = 3;
+    tg[0]->retry.max_attempts = 3;
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, NULL, &res),
+                     HERALD_OK);
+    ck_assert_uint_eq(res.succeeded, 2);
+    ck_assert_int_eq(find(&res, "flaky")->attempts, 2);
+    ck_assert_int_eq(find(&res, "ok")->attempts, 1);
+    ck_assert_int_eq(atomic_load(&srv.count[P_FLAKY]), 2);
+    ck_assert_int_eq(atomic_load(&srv.count[P_OK]), 1);
+    publish_result_free(&res);
+}
+END_TEST
+
+START_TEST(test_retry_exhausted)
+{
+    publish_result res;
+    target *t = add("bad", "/fail");
+
+    t->retry.max_attempts = 3;
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, NULL, &res),
+                     HERALD_ERR_ALL_FAILED);
+    ck_assert_int_eq(res.targets[0].attempts, 3);
+    ck_assert_int_eq(atomic_load(&srv.count[P_FAIL]), 3);
+    ck_assert_int_ge(res.targets[0].last_attempt_ms,
+                     res.targets[0].first_attempt_ms);
+    publish_result_free(&res);
+
+    /* A 4xx gives up at once, whatever max_attempts says. */
+    srv_reset();
+    t = add("rejects", "/bad");
+    t->retry.max_attempts = 3;
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, &t, 1, NULL, &res),
+                     HERALD_ERR_ALL_FAILED);
+    ck_assert_int_eq(res.targets[0].attempts, 1);
+    ck_assert_int_eq(atomic_load(&srv.count[P_BAD]), 1);
+    publish_result_free(&res);
+}
+END_TEST
+
+START_TEST(test_retry_after_honoured)
+{
+    publish_result res;
+    target *t = add("limited", "/429");
+
+    t->retry.max_attempts = 2;
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, NULL, &res),
+                     HERALD_OK);
+    ck_assert_int_eq(res.targets[0].attempts, 2);
+    ck_assert_int_eq(atomic_load(&srv.count[P_429]), 2);
+    /* Retry-After: 1 means one second at least between the attempts. */
+    ck_assert_int_ge(atomic_load(&srv.last_ms[P_429]) -
+                         atomic_load(&srv.first_ms[P_429]),
+                     950);
+    publish_result_free(&res);
+
+    /* A Retry-After past the deadline ends the leg instead of waiting. */
+    srv_reset();
+    {
+        publish_opts o;
+
+        publish_opts_default(&o);
+        o.deadline_ms = 500;
+        publish_result_init(&res);
+        ck_assert_int_eq(
+            publish_to_multiple(pp, &test_alert, tg, ntg, &o, &res),
+            HERALD_ERR_ALL_FAILED);
+        ck_assert_int_eq(res.targets[0].attempts, 1);
+        ck_assert_str_eq(res.targets[0].error_type, "rate_limited");
+        publish_result_free(&res);
+    }
+}
+END_TEST
+
+START_TEST(test_retry_bounded_by_max_elapsed)
+{
+    publish_result res;
+    target *t = add("limited", "/429");
+
+    t->retry.max_attempts = 5;
+    t->retry.max_elapsed_ms = 300; /* Less than the 1 s Retry-After. */
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, NULL, &res),
+                     HERALD_ERR_ALL_FAILED);
+    ck_assert_int_eq(res.targets[0].attempts, 1);
+    publish_result_free(&res);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Selection: publish_to_all and publish_to_healthy                     */
+/* ------------------------------------------------------------------ */
+
+static void publish_all_n(size_t n)
+{
+    publish_result res;
+    char name[32];
+
+    for (size_t i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "t%zu", i);
+        add(name, "/ok");
+    }
+    /* One disabled target on top: reported, never sent to. */
+    add("disabled", "/fail")->enabled = false;
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_all(pp, &test_alert, tg, ntg, NULL, &res),
+                     n ? HERALD_OK : HERALD_ERR_NO_ENABLED);
+    ck_assert_uint_eq(res.total, n + 1);
+    ck_assert_uint_eq(res.succeeded, n);
+    ck_assert_uint_eq(res.skipped, 1);
+    ck_assert_uint_eq(res.failed, 0);
+    ck_assert_int_eq(find(&res, "disabled")->skip_reason,
+                     PUBLISH_REASON_DISABLED);
+    ck_assert_int_eq(find(&res, "disabled")->outcome, PUBLISH_OUTCOME_SKIPPED);
+    ck_assert_int_eq(find(&res, "disabled")->attempts, 0);
+    ck_assert_int_eq(atomic_load(&srv.count[P_OK]), (int)n);
+    ck_assert_int_eq(atomic_load(&srv.count[P_FAIL]), 0);
+    publish_result_free(&res);
+}
+
+START_TEST(test_all_0) { publish_all_n(0); }
+END_TEST
+START_TEST(test_all_1) { publish_all_n(1); }
+END_TEST
+START_TEST(test_all_10) { publish_all_n(10); }
+END_TEST
+
+START_TEST(test_all_filtered)
+{
+    publish_result res;
+    target *t = add("db-team", "/ok");
+
+    add("everyone", "/ok");
+    t->matchers = calloc(1, sizeof *t->matchers);
+    t->n_matchers = 1;
+    t->matchers[0].name = strdup("team");
+    t->matchers[0].op = TARGET_MATCH_EQ;
+    t->matchers[0].value = strdup("db");
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_all(pp, &test_alert, tg, ntg, NULL, &res),
+                     HERALD_OK);
+    ck_assert_int_eq(find(&res, "db-team")->skip_reason,
+                     PUBLISH_REASON_FILTERED);
+    ck_assert_uint_eq(res.succeeded, 1);
+    ck_assert_int_eq(atomic_load(&srv.count[P_OK]), 1);
+    publish_result_free(&res);
+
+    /* publish_to_multiple: the caller chose, matchers do not apply. */
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, 1, NULL, &res),
+                     HERALD_OK);
+    ck_assert_uint_eq(res.succeeded, 1);
+    publish_result_free(&res);
+}
+END_TEST
+
+/* Sets the monitor's status of target name by recording results. */
+static void set_health(const char *name, health_status st)
+{
+    switch (st) {
+    case HEALTH_HEALTHY:
+        health_record(hm, name, true, 1.0);
+        break;
+    case HEALTH_DEGRADED:
+        health_record(hm, name, true, 1e9);
+        break;
+    case HEALTH_UNHEALTHY:
+        for (int i = 0; i < 3; i++)
+            health_record(hm, name, false, 1.0);
+        break;
+    case HEALTH_UNKNOWN:
+        break;
+    }
+    ck_assert_int_eq(health_get(hm, name), st);
+}
+
+/* Four targets: healthy, degraded, unhealthy, unknown. */
+static void health_fixture(void)
+{
+    add("healthy", "/ok");
+    add("degraded", "/ok");
+    add("unhealthy", "/ok");
+    add("unknown", "/ok");
+    ck_assert_int_eq(health_set_targets(hm, tg, ntg), HERALD_OK);
+    set_health("healthy", HEALTH_HEALTHY);
+    set_health("degraded", HEALTH_DEGRADED);
+    set_health("unhealthy", HEALTH_UNHEALTHY);
+    set_health("unknown", HEALTH_UNKNOWN);
+}
+
+START_TEST(test_strategy_skip_unhealthy)
+{
+    publish_result res;
+
+    health_fixture();
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_healthy(pp, &test_alert, tg, ntg, NULL, &res),
+                     HERALD_OK);
+    ck_assert_uint_eq(res.succeeded, 3);
+    ck_assert_uint_eq(res.skipped, 1);
+    ck_assert_int_eq(find(&res, "unhealthy")->skip_reason,
+                     PUBLISH_REASON_UNHEALTHY);
+    /* Unknown fails open. */
+    ck_assert_int_eq(find(&res, "unknown")->outcome,
+                     PUBLISH_OUTCOME_DELIVERED);
+    ck_assert_int_eq(find(&res, "degraded")->outcome,
+                     PUBLISH_OUTCOME_DELIVERED);
+    publish_result_free(&res);
+}
+END_TEST
+
+START_TEST(test_strategy_skip_degraded)
+{
+    publish_result res;
+    publish_opts o;
+
+    health_fixture();
+    publish_opts_default(&o);
+    o.strategy = PUBLISH_SKIP_UNHEALTHY_AND_DEGRADED;
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_healthy(pp, &test_alert, tg, ntg, &o, &res),
+                     HERALD_OK);
+    ck_assert_uint_eq(res.succeeded, 2);
+    ck_assert_uint_eq(res.skipped, 2);
+    ck_assert_int_eq(find(&res, "degraded")->skip_reason,
+                     PUBLISH_REASON_DEGRADED);
+    ck_assert_int_eq(find(&res, "unhealthy")->skip_reason,
+                     PUBLISH_REASON_UNHEALTHY);
+    ck_assert_int_eq(atomic_load(&srv.count[P_OK]), 2);
+    publish_result_free(&res);
+}
+END_TEST
+
+START_TEST(test_strategy_publish_to_all)
+{
+    publish_result res;
+    publish_opts o;
+
+    health_fixture();
+    publish_opts_default(&o);
+    o.strategy = PUBLISH_TO_ALL;
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_healthy(pp, &test_alert, tg, ntg, &o, &res),
+                     HERALD_OK);
+    ck_assert_uint_eq(res.succeeded, 4);
+    ck_assert_uint_eq(res.skipped, 0);
+    publish_result_free(&res);
+
+    /* publish_to_all ignores health, whatever the strategy. */
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_all(pp, &test_alert, tg, ntg, NULL, &res),
+                     HERALD_OK);
+    ck_assert_uint_eq(res.succeeded, 4);
+    publish_result_free(&res);
+}
+END_TEST
+
+START_TEST(test_no_healthy)
+{
+    publish_result res;
+
+    add("down1", "/ok");
+    add("down2", "/ok");
+    ck_assert_int_eq(health_set_targets(hm, tg, ntg), HERALD_OK);
+    set_health("down1", HEALTH_UNHEALTHY);
+    set_health("down2", HEALTH_UNHEALTHY);
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_healthy(pp, &test_alert, tg, ntg, NULL, &res),
+                     HERALD_ERR_NO_HEALTHY);
+    ck_assert_uint_eq(res.skipped, 2);
+    ck_assert_int_eq(atomic_load(&srv.count[P_OK]), 0);
+    publish_result_free(&res);
+}
+END_TEST
+
+START_TEST(test_health_monitor_absent_fails_open)
+{
+    publish_result res;
+    parallel_publisher *bare;
+    char err[256];
+
+    /* No monitor at all, and a monitor that never heard of the targets:
+     * both publish to every target. */
+    bare = parallel_new(NULL, NULL, err, sizeof err);
+    ck_assert_ptr_nonnull(bare);
+    ck_assert_ptr_null(parallel_health(bare));
+    add("a", "/ok");
+    add("b", "/ok");
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_healthy(bare, &test_alert, tg, ntg, NULL,
+                                        &res),
+                     HERALD_OK);
+    ck_assert_uint_eq(res.succeeded, 2);
+    publish_result_free(&res);
+    parallel_destroy(bare);
+
+    ck_assert_ptr_eq(parallel_health(pp), hm);
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_healthy(pp, &test_alert, tg, ntg, NULL, &res),
+                     HERALD_OK);
+    ck_assert_uint_eq(res.succeeded, 2);
+    publish_result_free(&res);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Circuit breakers                                                     */
+/* ------------------------------------------------------------------ */
+
+START_TEST(test_breaker_open_and_mixed)
+{
+    publish_result res;
+    breaker_state st;
+    uint64_t transitions = 0;
+    target *bad = add("bad", "/fail");
+
+    add("good", "/ok");
+    bad->breaker.failure_threshold = 2;
+    bad->breaker.open_timeout_ms = 600000;
+    ck_assert_int_eq(parallel_breaker_state(pp, "bad", herald_now_ms(), &st,
+                                            NULL),
+                     HERALD_ERR_NOT_FOUND);
+    for (int i = 0; i < 2; i++) {
+        publish_result_init(&res);
+        ck_assert_int_eq(
+            publish_to_multiple(pp, &test_alert, tg, ntg, NULL, &res),
+            HERALD_OK);
+        ck_assert_int_eq(find(&res, "bad")->outcome, PUBLISH_OUTCOME_FAILED);
+        publish_result_free(&res);
+    }
+    ck_assert_int_eq(parallel_breaker_state(pp, "bad", herald_now_ms(), &st,
+                                            &transitions),
+                     HERALD_OK);
+    ck_assert_int_eq(st, BREAKER_OPEN);
+    ck_assert_uint_ge(transitions, 1);
+    ck_assert_int_eq(parallel_breaker_state(pp, "good", herald_now_ms(), &st,
+                                            NULL),
+                     HERALD_OK);
+    ck_assert_int_eq(st, BREAKER_CLOSED);
+
+    /* Open: skipped circuit_open, never sent; the other target delivers. */
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, NULL, &res),
+                     HERALD_OK);
+    ck_assert_int_eq(find(&res, "bad")->outcome, PUBLISH_OUTCOME_SKIPPED);
+    ck_assert_int_eq(find(&res, "bad")->skip_reason,
+                     PUBLISH_REASON_CIRCUIT_OPEN);
+    ck_assert_uint_eq(res.skipped, 1);
+    ck_assert_uint_eq(res.succeeded, 1);
+    ck_assert_int_eq(atomic_load(&srv.count[P_FAIL]), 2);
+    publish_result_free(&res);
+
+    /* Only the open one: no healthy target. */
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, 1, NULL, &res),
+                     HERALD_ERR_NO_HEALTHY);
+    publish_result_free(&res);
+
+    /* respect_breakers = false sends anyway. */
+    {
+        publish_opts o;
+
+        publish_opts_default(&o);
+        o.respect_breakers = false;
+        publish_result_init(&res);
+        ck_assert_int_eq(
+            publish_to_multiple(pp, &test_alert, tg, 1, &o, &res),
+            HERALD_ERR_ALL_FAILED);
+        ck_assert_int_eq(atomic_load(&srv.count[P_FAIL]), 3);
+        publish_result_free(&res);
+    }
+}
+END_TEST
+
+START_TEST(test_breaker_half_open)
+{
+    publish_result res;
+    breaker_state st = BREAKER_CLOSED;
+    target *bad = add("flaky", "/flaky");
+
+    /* /flaky fails once (opens the breaker), then answers 200. */
+    bad->breaker.failure_threshold = 1;
+    bad->breaker.open_timeout_ms = 50;
+    bad->breaker.success_threshold = 1;
+    bad->breaker.half_open_probes = 1;
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, NULL, &res),
+                     HERALD_ERR_ALL_FAILED);
+    publish_result_free(&res);
+    ck_assert_int_eq(parallel_breaker_state(pp, "flaky", herald_now_ms(), &st,
+                                            NULL),
+                     HERALD_OK);
+    ck_assert_int_eq(st, BREAKER_OPEN);
+    WAIT_FOR(parallel_breaker_state(pp, "flaky", herald_now_ms(), &st,
+                                    NULL) == HERALD_OK &&
+             st == BREAKER_HALF_OPEN);
+    /* Half-open lets the probe through; its success closes the breaker. */
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, NULL, &res),
+                     HERALD_OK);
+    ck_assert_int_eq(res.targets[0].attempts, 1);
+    publish_result_free(&res);
+    ck_assert_int_eq(parallel_breaker_state(pp, "flaky", herald_now_ms(), &st,
+                                            NULL),
+                     HERALD_OK);
+    ck_assert_int_eq(st, BREAKER_CLOSED);
+    ck_assert_int_eq(atomic_load(&srv.count[P_FLAKY]), 2);
+}
+END_TEST
+
+START_TEST(test_breaker_kept_across_reload)
+{
+    target *a1 = add("same", "/ok");
+    target *a2 = add("same", "/ok");
+    target *b2 = add("same", "/ok");
+    breaker *br1;
+
+    /* Two target objects with one name and equal settings (a reload):
+     * one breaker. Changed settings: a fresh breaker. */
+    br1 = parallel_breaker_for(pp, a1);
+    ck_assert_ptr_nonnull(br1);
+    ck_assert_ptr_eq(parallel_breaker_for(pp, a2), br1);
+    b2->breaker.failure_threshold = 99;
+    ck_assert_ptr_ne(parallel_breaker_for(pp, b2), br1);
+    ck_assert_ptr_null(parallel_breaker_for(pp, NULL));
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Concurrency                                                          */
+/* ------------------------------------------------------------------ */
+
+struct pub_job {
+    target *t;
+    herald_err err;
+};
+
+static void *pub_thread(void *arg)
+{
+    struct pub_job *job = arg;
+    publish_result res;
+
+    publish_result_init(&res);
+    job->err = publish_to_multiple(pp, &test_alert, &job->t, 1, NULL, &res);
+    publish_result_free(&res);
+    return NULL;
+}
+
+START_TEST(test_max_concurrency_respected)
+{
+    enum { N = 6 };
+    pthread_t th[N];
+    struct pub_job jobs[N];
+    target *t = add("gate", "/gate");
+
+    /* Six concurrent publishes to one target limited to two in flight:
+     * all six are delivered (queued, not dropped), two at a time. */
+    t->max_concurrency = 2;
+    for (int i = 0; i < N; i++) {
+        jobs[i].t = t;
+        jobs[i].err = HERALD_ERR_STATE;
+        pthread_create(&th[i], NULL, pub_thread, &jobs[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(jobs[i].err, HERALD_OK);
+    }
+    ck_assert_int_eq(atomic_load(&srv.count[P_GATE]), N);
+    ck_assert_int_le(atomic_load(&srv.max_current), 2);
+    ck_assert_int_ge(atomic_load(&srv.max_current), 1);
+}
+END_TEST
+
+START_TEST(test_max_concurrent_targets)
+{
+    publish_result res;
+    publish_opts o;
+
+    /* One leg at a time: never two /gate requests at once. */
+    for (int i = 0; i < 4; i++) {
+        char name[16];
+
+        snprintf(name, sizeof name, "g%d", i);
+        add(name, "/gate");
+    }
+    publish_opts_default(&o);
+    o.max_concurrent_targets = 1;
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, &o, &res),
+                     HERALD_OK);
+    ck_assert_uint_eq(res.succeeded, 4);
+    ck_assert_int_eq(atomic_load(&srv.max_current), 1);
+    publish_result_free(&res);
+
+    /* Unlimited: the four legs overlap. */
+    srv_reset();
+    o.max_concurrent_targets = 0;
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, &o, &res),
+                     HERALD_OK);
+    ck_assert_uint_eq(res.succeeded, 4);
+    ck_assert_int_ge(atomic_load(&srv.max_current), 2);
+    publish_result_free(&res);
+}
+END_TEST
+
+START_TEST(test_deadline_with_waiting_legs)
+{
+    publish_result res;
+    publish_opts o;
+
+    /* With one leg at a time, the second slow leg never starts before the
+     * deadline: it is still reported, failed with 0 attempts. */
+    add("s1", "/slow");
+    add("s2", "/slow");
+    publish_opts_default(&o);
+    o.max_concurrent_targets = 1;
+    o.deadline_ms = 150;
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, &o, &res),
+                     HERALD_ERR_DEADLINE);
+    ck_assert_uint_eq(res.failed, 2);
+    ck_assert_int_eq(find(&res, "s2")->attempts, 0);
+    ck_assert_str_eq(find(&res, "s2")->error_type, "deadline");
+    publish_result_free(&res);
+}
+END_TEST
+
+START_TEST(test_metrics_exposed)
+{
+    publish_result res;
+    buf out;
+
+    add("m-ok", "/ok");
+    add("m-bad", "/fail");
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, NULL, &res),
+                     HERALD_OK);
+    publish_result_free(&res);
+    buf_init(&out, 4 * 1024 * 1024);
+    ck_assert_int_eq(metrics_render(&out), HERALD_OK);
+    ck_assert_ptr_nonnull(strstr(buf_str(&out),
+                                 "herald_publishes_total{result=\"partial_"
+                                 "success\"}"));
+    ck_assert_ptr_nonnull(strstr(buf_str(&out),
+                                 "herald_target_deliveries_total{target=\"m-"
+                                 "ok\",outcome=\"delivered\"}"));
+    ck_assert_ptr_nonnull(strstr(buf_str(&out),
+                                 "herald_target_failures_total{target=\"m-"
+                                 "bad\",error_type=\"http_5xx\"}"));
+    ck_assert_ptr_nonnull(strstr(buf_str(&out),
+                                 "herald_http_request_duration_seconds_count{"
+                                 "target=\"m-ok\"}"));
+    ck_assert_ptr_nonnull(strstr(buf_str(&out), "herald_fanout_active 0"));
+    ck_assert_ptr_null(strstr(buf_str(&out), "127.0.0.1"));
+    buf_free(&out);
+}
+END_TEST
+
+static Suite *parallel_suite(void)
+{
+    Suite *s = suite_create("parallel");
+    struct {
+        const char *name;
+        const TTest *test;
+    } cases[] = {
+        {"opts_defaults", test_opts_defaults},
+        {"opts_validation", test_opts_validation},
+        {"names", test_names},
+        {"result_helpers", test_result_helpers},
+        {"result_json", test_result_json},
+        {"happy_path", test_happy_path},
+        {"debug_logging", test_debug_logging},
+        {"partial_success", test_partial_success},
+        {"total_failure", test_total_failure},
+        {"empty_targets", test_empty_targets},
+        {"invalid_input", test_invalid_input},
+        {"build_error", test_build_error},
+        {"deadline", test_deadline},
+        {"late_result_counted", test_late_result_counted},
+        {"cancellation", test_cancellation},
+        {"retry_not_resent", test_retry_does_not_resend_delivered},
+        {"retry_exhausted", test_retry_exhausted},
+        {"retry_after", test_retry_after_honoured},
+        {"retry_max_elapsed", test_retry_bounded_by_max_elapsed},
+        {"all_0", test_all_0},
+        {"all_1", test_all_1},
+        {"all_10", test_all_10},
+        {"all_filtered", test_all_filtered},
+        {"strategy_skip_unhealthy", test_strategy_skip_unhealthy},
+        {"strategy_skip_degraded", test_strategy_skip_degraded},
+        {"strategy_publish_to_all", test_strategy_publish_to_all},
+        {"no_healthy", test_no_healthy},
+        {"health_fails_open", test_health_monitor_absent_fails_open},
+        {"breaker_open_mixed", test_breaker_open_and_mixed},
+        {"breaker_half_open", test_breaker_half_open},
+        {"breaker_reload", test_breaker_kept_across_reload},
+        {"max_concurrency", test_max_concurrency_respected},
+        {"max_concurrent_targets", test_max_concurrent_targets},
+        {"deadline_waiting_legs", test_deadline_with_waiting_legs},
+        {"metrics", test_metrics_exposed},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        TCase *tc = tcase_create(cases[i].name);
+
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, cases[i].test);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr;
+    int failed;
+
+    log_init(LOG_LEVEL_OFF, LOG_FORMAT_TEXT);
+    srv_start();
+    sr = srunner_create(parallel_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    MHD_stop_daemon(srv.d);
+    metrics_shutdown();
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,388 @@
+/*
+ * dlq.c: the dead-letter producer (see dlq.h for the record format).
+ *
+ * Data flow: dlq_write() allocates a waiter, produces the record with the
+ * waiter as msg_opaque and sleeps on the waiter's condition variable. The
+ * poll thread (dlq_poll_main) calls rd_kafka_poll(), which runs
+ * dlq_dr_cb() for each delivery report; the callback stores the result in
+ * the waiter and signals it. When the writer gave up (timeout) before the
+ * report came, the waiter is marked abandoned and the callback frees it.
+ *
+ * Threads: any number of writer threads; one poll thread owns polling of
+ * the rd_kafka_t until dlq_destroy() joins it, after which the destroying
+ * thread flushes (which polls) with no other poller alive. d->lock guards
+ * every waiter's done/abandoned/err fields; each waiter has its own
+ * condition variable (CLOCK_MONOTONIC) so a report wakes only its writer.
+ */
+#include "worker/dlq.h"
+
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "worker/admin.h"
+#include "worker/log.h"
+#include "worker/metrics.h"
+
+#ifndef HERALD_VERSION
+#define HERALD_VERSION "unknown"
+#endif
+
+/* How long dlq_destroy() flushes queued records, ms. */
+#define DLQ_FLUSH_MS 10000
+/* rd_kafka_poll() wait of the poll thread: bounds how long dlq_destroy()
+ * waits for the thread to notice the stop flag, ms. */
+#define DLQ_POLL_MS 100
+
+/* One writer waiting for its delivery report. */
+typedef struct dlq_waiter {
+    pthread_cond_t cond;
+    bool done;      /* The report came (guarded by d->lock). */
+    bool abandoned; /* The writer returned; the callback frees. */
+    rd_kafka_resp_err_t err;
+    struct dlq_waiter *prev, *next; /* In d->abandoned while abandoned. */
+} dlq_waiter;
+
+struct dlq {
+    rd_kafka_t *rk;
+    char *topic;
+    pthread_t poller;
+    bool poller_started;
+    atomic_bool stop;
+    pthread_mutex_t lock;
+    dlq_waiter *abandoned; /* Waiters whose writer timed out. */
+    metric *m_records; /* herald_dlq_records_total{reason} */
+    metric *m_errors;  /* herald_dlq_errors_total */
+};
+
+/* Delivery report callback: runs on the thread calling rd_kafka_poll(). */
+static void dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
+                      void *opaque)
+{
+    dlq *d = opaque;
+    dlq_waiter *w = msg->_private;
+    bool free_it = false;
+
+    if (!w)
+        return;
+    pthread_mutex_lock(&d->lock);
+    w->err = msg->err;
+    w->done = true;
+    free_it = w->abandoned;
+    if (free_it) {
+        if (w->prev)
+            w->prev->next = w->next;
+        else
+            d->abandoned = w->next;
+        if (w->next)
+            w->next->prev = w->prev;
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (free_it) {
+        /* The writer timed out; this late report ends the story. */
+        if (msg->err)
+            LOG_WARN("dlq", NULL,
+                     "late dead-letter record to %s failed: %s",
+                     rd_kafka_topic_name(msg->rkt),
+                     rd_kafka_err2str(msg->err));
+        else
+            LOG_INFO("dlq", NULL,
+                     "late dead-letter record to %s acknowledged at offset "
+                     "%lld after its writer timed out",
+                     rd_kafka_topic_name(msg->rkt), (long long)msg->offset);
+        pthread_cond_destroy(&w->cond);
+        free(w);
+    } else {
+        pthread_cond_signal(&w->cond);
+    }
+}
+
+/* Error callback: global errors (all brokers down, fatal idempotence). */
+static void dlq_error_cb(rd_kafka_t *rk, int err, const char *reason,
+                         void *opaque)
+{
+    LOG_WARN("dlq", NULL, "dead-letter producer: %s: %s",
+             rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void *dlq_poll_main(void *arg)
+{
+    dlq *d = arg;
+
+    while (!atomic_load(&d->stop))
+        rd_kafka_poll(d->rk, DLQ_POLL_MS);
+    return NULL;
+}
+
+dlq *dlq_new(const char *brokers, const char *topic, const char *const *props,
+             size_t n_props, char *errstr, size_t errstr_size)
+{
+    /* linger.ms=5: concurrent dead-letter writes share a request, while a
+     * single write waits at most 5 ms more. */
+    static const char *const defaults[] = {
+        "acks=all", "enable.idempotence=true", "linger.ms=5"};
+    rd_kafka_conf_t *conf = NULL;
+    char rkerr[512];
+    dlq *d;
+
+    if (!brokers || !*brokers || !topic || !*topic) {
+        snprintf(errstr, errstr_size, "dlq: brokers and topic are required");
+        return NULL;
+    }
+    d = calloc(1, sizeof *d);
+    if (!d) {
+        snprintf(errstr, errstr_size, "dlq: out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&d->lock, NULL);
+    atomic_init(&d->stop, false);
+    d->topic = strdup(topic);
+    d->m_records = metrics_family(METRIC_COUNTER, "herald_dlq_records_total",
+                                  "Records acknowledged by the dead-letter "
+                                  "topic, by reason kind.",
+                                  "reason", NULL, 0);
+    d->m_errors = metrics_family(METRIC_COUNTER, "herald_dlq_errors_total",
+                                 "Dead-letter writes that failed or timed "
+                                 "out.",
+                                 "", NULL, 0);
+    if (!d->topic) {
+        snprintf(errstr, errstr_size, "dlq: out of memory");
+        goto fail;
+    }
+    conf = admin_conf_new(brokers, defaults, 3, props, n_props, errstr,
+                          errstr_size);
+    if (!conf)
+        goto fail;
+    rd_kafka_conf_set_opaque(conf, d);
+    rd_kafka_conf_set_dr_msg_cb(conf, dlq_dr_cb);
+    rd_kafka_conf_set_error_cb(conf, dlq_error_cb);
+    d->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, sizeof rkerr);
+    if (!d->rk) {
+        snprintf(errstr, errstr_size, "dlq: rd_kafka_new: %s", rkerr);
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    if (pthread_create(&d->poller, NULL, dlq_poll_main, d) != 0) {
+        snprintf(errstr, errstr_size, "dlq: cannot start the poll thread");
+        goto fail;
+    }
+    d->poller_started = true;
+    return d;
+fail:
+    dlq_destroy(d);
+    return NULL;
+}
+
+const char *dlq_topic(const dlq *d)
+{
+    return d ? d->topic : NULL;
+}
+
+/* Adds a header with a text value; false when out of memory. */
+static bool dlq_hdr_str(rd_kafka_headers_t *h, const char *name,
+                        const char *value)
+{
+    return rd_kafka_header_add(h, name, -1, value ? value : "", -1) ==
+           RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static bool dlq_hdr_i64(rd_kafka_headers_t *h, const char *name, int64_t v)
+{
+    char num[24];
+
+    snprintf(num, sizeof num, "%lld", (long long)v);
+    return dlq_hdr_str(h, name, num);
+}
+
+/* Builds the header list of rec; NULL when out of memory. */
+static rd_kafka_headers_t *dlq_headers_new(const dlq_record *rec)
+{
+    rd_kafka_headers_t *h = rd_kafka_headers_new(12);
+    bool ok;
+
+    if (!h)
+        return NULL;
+    ok = dlq_hdr_str(h, "herald-reason", rec->reason) &&
+         dlq_hdr_str(h, "herald-error", rec->error) &&
+         dlq_hdr_str(h, "herald-source-topic", rec->source_topic) &&
+         dlq_hdr_i64(h, "herald-source-partition", rec->source_partition) &&
+         dlq_hdr_i64(h, "herald-source-offset", rec->source_offset);
+    if (ok && rec->target)
+        ok = dlq_hdr_str(h, "herald-target", rec->target);
+    ok = ok && dlq_hdr_i64(h, "herald-http-status", rec->http_status) &&
+         dlq_hdr_i64(h, "herald-attempts", rec->attempts) &&
+         dlq_hdr_i64(h, "herald-first-attempt-ms", rec->first_attempt_ms) &&
+         dlq_hdr_i64(h, "herald-last-attempt-ms", rec->last_attempt_ms) &&
+         dlq_hdr_str(h, "herald-version", HERALD_VERSION) &&
+         dlq_hdr_i64(h, "herald-dlq-time-ms", admin_wall_ms());
+    if (!ok) {
+        rd_kafka_headers_destroy(h);
+        return NULL;
+    }
+    return h;
+}
+
+/* Absolute CLOCK_MONOTONIC time timeout_ms from now. */
+static struct timespec dlq_deadline(int timeout_ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+static bool dlq_passed(const struct timespec *deadline)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec ||
+           (now.tv_sec == deadline->tv_sec &&
+            now.tv_nsec >= deadline->tv_nsec);
+}
+
+herald_err dlq_write(dlq *d, const dlq_record *rec, int timeout_ms,
+                     char *errstr, size_t errstr_size)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    dlq_waiter *w = NULL;
+    pthread_condattr_t ca;
+    struct timespec deadline;
+    rd_kafka_resp_err_t err;
+    herald_err ret;
+    bool done;
+
+    if (!d || !rec || !rec->reason || !rec->source_topic || timeout_ms <= 0) {
+        snprintf(errstr, errstr_size,
+                 "dlq: a record needs a reason and a source topic");
+        return HERALD_ERR_INVALID;
+    }
+    deadline = dlq_deadline(timeout_ms);
+    w = calloc(1, sizeof *w);
+    hdrs = dlq_headers_new(rec);
+    if (!w || !hdrs) {
+        snprintf(errstr, errstr_size, "dlq: out of memory");
+        ret = HERALD_ERR_NOMEM;
+        goto fail;
+    }
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    for (;;) {
+        err = rd_kafka_producev(
+            d->rk, RD_KAFKA_V_TOPIC(d->topic),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(rec->key, rec->key ? rec->key_len : 0),
+            RD_KAFKA_V_VALUE((void *)(uintptr_t)rec->value,
+                             rec->value ? rec->value_len : 0),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(w), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || dlq_passed(&deadline))
+            break;
+        /* The local queue is full: the poll thread drains it as reports
+         * come; try again shortly. */
+        nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
+    }
+    if (err) {
+        snprintf(errstr, errstr_size, "dlq: produce to %s: %s", d->topic,
+                 rd_kafka_err2str(err));
+        ret = err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? HERALD_ERR_TIMEOUT
+                                                   : HERALD_ERR_KAFKA;
+        pthread_cond_destroy(&w->cond);
+        goto fail;
+    }
+    hdrs = NULL; /* librdkafka owns the headers now. */
+
+    pthread_mutex_lock(&d->lock);
+    while (!w->done) {
+        if (pthread_cond_timedwait(&w->cond, &d->lock, &deadline) ==
+            ETIMEDOUT)
+            break;
+    }
+    done = w->done;
+    err = w->err;
+    if (!done) {
+        /* The callback frees it, or dlq_destroy() if no report comes. */
+        w->abandoned = true;
+        w->next = d->abandoned;
+        if (d->abandoned)
+            d->abandoned->prev = w;
+        d->abandoned = w;
+    }
+    pthread_mutex_unlock(&d->lock);
+
+    if (!done) {
+        snprintf(errstr, errstr_size,
+                 "dlq: no acknowledgement from %s within %d ms (the record "
+                 "may still be delivered later)",
+                 d->topic, timeout_ms);
+        metrics_add(d->m_errors, 1);
+        return HERALD_ERR_TIMEOUT;
+    }
+    pthread_cond_destroy(&w->cond);
+    free(w);
+    if (err) {
+        snprintf(errstr, errstr_size, "dlq: write to %s failed: %s",
+                 d->topic, rd_kafka_err2str(err));
+        metrics_add(d->m_errors, 1);
+        return err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ? HERALD_ERR_TIMEOUT
+                                                        : HERALD_ERR_KAFKA;
+    }
+    metrics_add(d->m_records, 1, rec->reason);
+    return HERALD_OK;
+fail:
+    metrics_add(d->m_errors, 1);
+    if (hdrs)
+        rd_kafka_headers_destroy(hdrs);
+    free(w);
+    return ret;
+}
+
+void dlq_destroy(dlq *d)
+{
+    if (!d)
+        return;
+    if (d->poller_started) {
+        atomic_store(&d->stop, true);
+        pthread_join(d->poller, NULL);
+    }
+    if (d->rk) {
+        /* Only this thread polls from here on. */
+        if (rd_kafka_flush(d->rk, DLQ_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            LOG_WARN("dlq", NULL,
+                     "%d dead-letter records to %s still unacknowledged "
+                     "after %d ms; purging them",
+                     rd_kafka_outq_len(d->rk), d->topic, DLQ_FLUSH_MS);
+            rd_kafka_purge(d->rk, RD_KAFKA_PURGE_F_QUEUE |
+                                      RD_KAFKA_PURGE_F_INFLIGHT);
+            /* Purged records get their reports now. */
+            rd_kafka_poll(d->rk, 0);
+        }
+        rd_kafka_destroy(d->rk);
+    }
+    /* No callback can run any more: free waiters that never got one. */
+    while (d->abandoned) {
+        dlq_waiter *w = d->abandoned;
+
+        d->abandoned = w->next;
+        pthread_cond_destroy(&w->cond);
+        free(w);
+    }
+    pthread_mutex_destroy(&d->lock);
+    free(d->topic);
+    free(d);
+}
