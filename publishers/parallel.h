@@ -171,7 +171,9 @@ typedef struct publish_opts {
     const atomic_bool *cancel; /* Borrowed for the call; when it becomes
                                   true the call returns within ~10 ms
                                   with HERALD_ERR_CANCELLED (unless a
-                                  target already delivered). May be NULL. */
+                                  target already delivered); when it is
+                                  true at the start nothing is sent.
+                                  May be NULL. */
 } publish_opts;
 
 /* Longest deadline accepted by publish_opts_validate, ms (1 hour). */
@@ -299,7 +301,9 @@ struct json_object *publish_result_to_json(const publish_result *res);
  * targets may be NULL when n is 0), selecting as described at the top of
  * this file. a is borrowed for the call. opts may be NULL for the
  * defaults. res (caller-allocated, publish_result_init'ed) is always
- * filled, also on error; earlier content is freed.
+ * filled, also on error (res->err is the return value); earlier content
+ * is freed. On HERALD_ERR_INVALID nothing was attempted and res holds no
+ * targets (all counts 0).
  *
  * Returns HERALD_OK when at least one target delivered (check
  * res->partial_success), else:

@@ -77,13 +77,13 @@ struct queue {
     queue_key **heap;    /* Min-heap of runnable keys; capacity slots. */
     size_t heap_len;
 
-    size_t capacity;     /* Most jobs held. */
-    size_t size;         /* Jobs held, queued plus running. */
-    size_t running;      /* Jobs in a run callback. */
-    uint64_t next_seq;   /* Sequence of the next push. */
-    int idle_threads;    /* Dispatchers waiting on work_cond. */
-    int drain_waiters;   /* Threads waiting on idle_cond. */
-    bool stopping;       /* queue_stop() was called. */
+    size_t capacity;   /* Most jobs held. */
+    size_t size;       /* Jobs held, queued plus running. */
+    size_t running;    /* Jobs in a run callback. */
+    uint64_t next_seq; /* Sequence of the next push. */
+    int idle_threads;  /* Dispatchers waiting on work_cond. */
+    int drain_waiters; /* Threads waiting on idle_cond. */
+    bool stopping;     /* queue_stop() was called. */
 
     queue_run_cb run;
     queue_drop_cb drop;
@@ -172,7 +172,8 @@ static queue_key *queue_heap_pop(queue *q)
 
         if (child >= n)
             break;
-        if (child + 1 < n && queue_key_before(q->heap[child + 1], q->heap[child]))
+        if (child + 1 < n &&
+            queue_key_before(q->heap[child + 1], q->heap[child]))
             child++;
         if (!queue_key_before(q->heap[child], last))
             break;
@@ -300,15 +301,14 @@ queue *queue_new(const queue_config *cfg, queue_run_cb run, void *opaque,
     if (c.capacity > QUEUE_MAX_CAPACITY) {
         if (errstr && errstr_size > 0)
             snprintf(errstr, errstr_size,
-                     "queue: capacity %zu is above the maximum %d",
-                     c.capacity, QUEUE_MAX_CAPACITY);
+                     "queue: capacity %zu is above the maximum %d", c.capacity,
+                     QUEUE_MAX_CAPACITY);
         goto fail;
     }
     if (c.threads < 0 || c.threads > QUEUE_MAX_THREADS) {
         if (errstr && errstr_size > 0)
-            snprintf(errstr, errstr_size,
-                     "queue: threads %d is outside 1..%d", c.threads,
-                     QUEUE_MAX_THREADS);
+            snprintf(errstr, errstr_size, "queue: threads %d is outside 1..%d",
+                     c.threads, QUEUE_MAX_THREADS);
         goto fail;
     }
 
@@ -452,8 +452,8 @@ herald_err queue_drain(queue *q, int64_t timeout_ms)
     while (q->size > 0) {
         if (timeout_ms < 0) {
             pthread_cond_wait(&q->idle_cond, &q->lock);
-        } else if (pthread_cond_timedwait(&q->idle_cond, &q->lock,
-                                          &deadline) == ETIMEDOUT) {
+        } else if (pthread_cond_timedwait(&q->idle_cond, &q->lock, &deadline) ==
+                   ETIMEDOUT) {
             break;
         }
     }

@@ -225,6 +225,12 @@ START_TEST(test_commit_due)
     offset_tracker_mark_committed(t, 1);
     ck_assert_int_eq(offset_tracker_committed(t), 2);
     ck_assert(!offset_tracker_commit_due(t, &point));
+    /* A failed commit forgets the record: the same point is due again. */
+    offset_tracker_mark_committed(t, -1);
+    ck_assert_int_eq(offset_tracker_committed(t), -1);
+    point = -7;
+    ck_assert(offset_tracker_commit_due(t, &point));
+    ck_assert_int_eq(point, 2);
     offset_tracker_destroy(t);
 }
 END_TEST
@@ -351,8 +357,7 @@ static const char *rand_round(uint64_t seed, char *why, size_t why_size)
                 size_t i = low + rnd_below(&s, next - low);
 
                 if (offset_tracker_done(t, offs[i]) != HERALD_OK) {
-                    snprintf(why, why_size, "done %" PRId64 " failed",
-                             offs[i]);
+                    snprintf(why, why_size, "done %" PRId64 " failed", offs[i]);
                     goto fail;
                 }
                 unfinished -= !done[i];
@@ -382,8 +387,7 @@ static const char *rand_round(uint64_t seed, char *why, size_t why_size)
             }
             if (point < last_point) {
                 snprintf(why, why_size,
-                         "commit point went back from %" PRId64
-                         " to %" PRId64,
+                         "commit point went back from %" PRId64 " to %" PRId64,
                          last_point, point);
                 goto fail;
             }

@@ -593,9 +593,8 @@ START_TEST(test_destroy)
     queue_destroy(q);
     /* No job lost silently, none handed out twice. */
     for (int i = 0; i < DESTROY_JOBS; i++)
-        ck_assert_int_eq(atomic_load(&st->run[i]) +
-                             atomic_load(&st->dropped[i]),
-                         1);
+        ck_assert_int_eq(
+            atomic_load(&st->run[i]) + atomic_load(&st->dropped[i]), 1);
     free(ids);
     free(st);
 }

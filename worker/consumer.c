@@ -253,7 +253,9 @@ static void backpressure_apply(worker *w)
         if (!p)
             continue;
         backlog_flush(w, p);
-        inflight = offset_tracker_inflight(p->tracker);
+        /* Entries from the commit point on, finished or not: what a crash
+         * would redeliver. Bounding them bounds memory and duplicates. */
+        inflight = offset_tracker_tracked(p->tracker);
         if (!p->paused &&
             (inflight >= (size_t)w->cfg.window || p->backlog_head))
             partitions_pause(w, p, true);
@@ -835,13 +837,17 @@ static json_object *api_targets(void *opaque)
 static void targets_reload(worker *w)
 {
     char errstr[512];
+    target_set *old = targets_registry_current(w->targets);
     target_set *set;
 
+    /* The health monitor borrows the targets of the running set: keep the
+     * old set alive until the monitor has the new one. */
     if (targets_registry_reload(w->targets, w->cfg.targets_path, errstr,
                                 sizeof(errstr)) != HERALD_OK) {
         LOG_ERROR("targets", LOG_NOFIELDS,
                   "reload rejected, keeping the running targets: %s",
                   errstr);
+        targets_release(old);
         return;
     }
     set = targets_registry_current(w->targets);
@@ -849,6 +855,16 @@ static void targets_reload(worker *w)
     LOG_INFO("targets", LOG_NOFIELDS, "reloaded %s: %zu targets",
              w->cfg.targets_path, targets_count(set));
     targets_release(set);
+    targets_release(old);
+}
+
+/* Jobs the queue never ran at stop: handed back as not final. */
+static void job_dropped(void *opaque, void *vjob)
+{
+    job *job = vjob;
+
+    job->final = false;
+    worker_job_done(opaque, job);
 }
 
 static void worker_free(worker *w)
@@ -1004,6 +1020,7 @@ herald_err worker_run(const worker_config *cfg_in, char *errstr,
     queue_config_init(&qcfg);
     qcfg.capacity = (size_t)w.cfg.queue_capacity;
     qcfg.threads = w.cfg.dispatchers;
+    qcfg.drop = job_dropped;
     w.q = queue_new(&qcfg, job_run, &w, errstr, errstr_size);
     if (!w.q) {
         ret = HERALD_ERR_CONFIG;

@@ -115,7 +115,7 @@ static void log_emit(log_level level, const char *component,
                      const log_fields *f, uint64_t suppressed,
                      const char *fmt, va_list ap)
 {
-    char ts[40];
+    char ts[80];
     char msg[LOG_LINE_MAX / 2];
     struct timespec now;
     struct tm tm;
@@ -123,9 +123,9 @@ static void log_emit(log_level level, const char *component,
 
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
-    snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
+    snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
+             tm.tm_min, tm.tm_sec, (int)(now.tv_nsec / 1000000));
     vsnprintf(msg, sizeof(msg), fmt, ap);
 
     buf_init(&b, LOG_LINE_MAX);

@@ -112,8 +112,7 @@ static herald_err offset_tracker_grow(offset_tracker *t)
     return HERALD_OK;
 }
 
-herald_err offset_tracker_add(offset_tracker *t, int64_t offset,
-                              int64_t now_ms)
+herald_err offset_tracker_add(offset_tracker *t, int64_t offset, int64_t now_ms)
 {
     offset_entry *e;
 
@@ -144,8 +143,7 @@ herald_err offset_tracker_done(offset_tracker *t, int64_t offset)
     size_t lo = 0;
     size_t hi = t->count;
 
-    if (t->first_added < 0 || offset < t->first_added ||
-        offset > t->last_added)
+    if (t->first_added < 0 || offset < t->first_added || offset > t->last_added)
         return HERALD_ERR_NOT_FOUND;
     /* Below the commit point everything added is final (I3). */
     if (offset < offset_tracker_commit_point(t))
@@ -216,7 +214,9 @@ bool offset_tracker_commit_due(const offset_tracker *t, int64_t *point)
 
 void offset_tracker_mark_committed(offset_tracker *t, int64_t point)
 {
-    if (point > t->committed)
+    if (point < 0)
+        t->committed = -1;
+    else if (point > t->committed)
         t->committed = point;
 }
 

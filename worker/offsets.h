@@ -8,9 +8,10 @@
  * sense the NEXT offset to consume: the lowest offset whose job is not final,
  * or the last added offset + 1 when every job is final. Jobs may finish in
  * any order; the commit point never passes an unfinished job and never goes
- * backwards (ARCHITECTURE.md, "Delivery semantics"; Kafka's committed offset
- * is "the offset of the next message the application will read", see
- * rd_kafka_commit() and KafkaConsumer.commitSync()).
+ * backwards (ARCHITECTURE.md, "Delivery semantics"). Kafka's committed
+ * offset is the next offset to read: rdkafka.h says of
+ * rd_kafka_commit_message() that "the committed offset is the message's
+ * offset + 1", so the commit point is given to rd_kafka_commit() as is.
  *
  * Data structure: a ring buffer of (offset, done, added_ms) in increasing
  * offset order, from the commit point to the last added offset. The done
@@ -115,9 +116,12 @@ int64_t offset_tracker_oldest_age_ms(const offset_tracker *t, int64_t now_ms);
 bool offset_tracker_commit_due(const offset_tracker *t, int64_t *point);
 
 /*
- * Records that point was committed (call after the broker accepted the
- * commit). A point lower than one already recorded is ignored: the recorded
- * point never goes backwards.
+ * Records that point was committed (call once the commit was accepted, or
+ * optimistically when it was sent). A point lower than the one recorded is
+ * ignored, so a stale result never moves the record backwards. A negative
+ * point forgets the record (call it when a commit failed): the current
+ * commit point becomes due again, and committing it again is safe because
+ * the commit point itself never goes backwards.
  */
 void offset_tracker_mark_committed(offset_tracker *t, int64_t point);
 
