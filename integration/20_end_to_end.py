@@ -46,11 +46,11 @@ def main():
         # restart land on every partition; once they are delivered, herald
         # has read past every earlier message of every partition.
         h = sc.herald(topic, group, targets, name="herald-restart")
-        high_before = {p["partition"]: p["high"]
+        high_before = {p["partition"]: p["end"]
                        for p in sc.offsets(topic, group)["partitions"]}
         sentinels = make_alerts(60, prefix="Sentinel")
         sc.produce(topic, sentinels)
-        high_after = {p["partition"]: p["high"]
+        high_after = {p["partition"]: p["end"]
                       for p in sc.offsets(topic, group)["partitions"]}
         assert all(high_after[p] > high_before[p] for p in high_before), \
             "sentinels did not reach every partition"

@@ -78,13 +78,21 @@ def main():
               f"{metric_sum('herald_jobs_total', 'dead_lettered')}")
         offs = sc.offsets(topic, group)
         print("committed offsets:    " + ", ".join(
-            f"p{p['partition']}={p['committed']}/{p['high']}"
+            f"p{p['partition']}={p['committed']}/{p['end']}"
             for p in offs["partitions"]))
         print("delivery latency per target (ms):")
-        for t in stats.get("targets", []):
-            print(f"  {t.get('name', '?'):15s} p50 {t.get('p50_ms', 0):7.2f}"
-                  f"  p99 {t.get('p99_ms', 0):7.2f}"
-                  f"  success rate {t.get('success_rate', 0):.3f}")
+        for name, t in sorted(stats.get("targets", {}).items()):
+            d = t.get("duration_ms") or {}
+            print(f"  {name:15s} p50 {d.get('p50') or 0:7.2f}"
+                  f"  p99 {d.get('p99') or 0:7.2f}"
+                  f"  success rate {t.get('success_rate') or 0:.3f}"
+                  f"  breaker {t.get('breaker', '?')}"
+                  f"  health {t.get('health', '?')}")
+        pub = stats.get("publishes", {})
+        pd = pub.get("duration_ms") or {}
+        print(f"publish (fan-out) latency: p50 {pd.get('p50') or 0:.2f} ms,"
+              f" p99 {pd.get('p99') or 0:.2f} ms over {pub.get('total')}"
+              f" publishes")
         print(f"\nwork dir (ledgers, herald.log): {sc.dir}")
         return 0
     finally:

@@ -111,7 +111,7 @@ class Scenario:
     def fully_committed(self, topic, group):
         o = self.offsets(topic, group)
         parts = o["partitions"]
-        return all(p["committed"] == p["high"] for p in parts) and parts
+        return all(p["committed"] == p["end"] for p in parts) and parts
 
     # -- receivers ---------------------------------------------------------
     def receiver(self, name, rules=()):

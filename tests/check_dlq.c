@@ -20,6 +20,65 @@
 #include "worker/log.h"
 #include "worker/metrics.h"
 
+#if defined(__SANITIZE_THREAD__)
+#include <errno.h>
+#include <stdint.h>
+#include <threads.h>
+/*
+ * librdkafka starts its threads with C11 thrd_create(), which glibc
+ * implements without going through pthread_create(), so GCC 12's
+ * ThreadSanitizer never registers them and crashes in their first
+ * malloc(). Under TSan this test defines thrd_create/thrd_join/thrd_detach
+ * (the executable's definitions win over glibc's for librdkafka) on top of
+ * the intercepted pthread functions. thrd_t is a pthread_t in glibc.
+ */
+typedef struct tsan_thrd_start {
+    thrd_start_t fn;
+    void *arg;
+} tsan_thrd_start;
+
+static void *tsan_thrd_main(void *p)
+{
+    tsan_thrd_start s = *(tsan_thrd_start *)p;
+
+    free(p);
+    return (void *)(intptr_t)s.fn(s.arg);
+}
+
+int thrd_create(thrd_t *thr, thrd_start_t fn, void *arg)
+{
+    tsan_thrd_start *s = malloc(sizeof *s);
+    int rc;
+
+    if (!s)
+        return thrd_nomem;
+    s->fn = fn;
+    s->arg = arg;
+    rc = pthread_create((pthread_t *)thr, NULL, tsan_thrd_main, s);
+    if (rc != 0) {
+        free(s);
+        return rc == EAGAIN || rc == ENOMEM ? thrd_nomem : thrd_error;
+    }
+    return thrd_success;
+}
+
+int thrd_join(thrd_t thr, int *res)
+{
+    void *r = NULL;
+
+    if (pthread_join((pthread_t)thr, &r) != 0)
+        return thrd_error;
+    if (res)
+        *res = (int)(intptr_t)r;
+    return thrd_success;
+}
+
+int thrd_detach(thrd_t thr)
+{
+    return pthread_detach((pthread_t)thr) == 0 ? thrd_success : thrd_error;
+}
+#endif
+
 #define TOPIC "alerts.dlq"
 #define PARTITIONS 3
 
@@ -40,8 +99,7 @@ static void mock_setup(void)
     ck_assert_ptr_nonnull(mock);
     snprintf(bootstraps, sizeof bootstraps, "%s",
              rd_kafka_mock_cluster_bootstraps(mock));
-    ck_assert_int_eq(rd_kafka_mock_topic_create(mock, TOPIC, PARTITIONS, 1),
-                     0);
+    ck_assert_int_eq(rd_kafka_mock_topic_create(mock, TOPIC, PARTITIONS, 1), 0);
 }
 
 static void mock_teardown(void)
@@ -52,10 +110,14 @@ static void mock_teardown(void)
     mock_rk = NULL;
 }
 
+/* The consumer of consume_all(), destroyed by consume_done(). */
+static rd_kafka_t *cons;
+
 /*
  * Reads up to max messages from every partition of TOPIC from the
  * beginning, until max came or 10 s passed. Returns the count; msgs[] are
- * owned by the caller (rd_kafka_message_destroy).
+ * owned by the caller: rd_kafka_message_destroy() each, then call
+ * consume_done() (a consumer cannot be destroyed while its messages live).
  */
 static int consume_all(rd_kafka_message_t **msgs, int max)
 {
@@ -92,9 +154,15 @@ static int consume_all(rd_kafka_message_t **msgs, int max)
         }
         msgs[n++] = m;
     }
-    rd_kafka_consumer_close(c);
-    rd_kafka_destroy(c);
+    cons = c;
     return n;
+}
+
+static void consume_done(void)
+{
+    rd_kafka_consumer_close(cons);
+    rd_kafka_destroy(cons);
+    cons = NULL;
 }
 
 /* The value of header name of m as a string in out; false when absent. */
@@ -118,8 +186,7 @@ static void assert_header(const rd_kafka_message_t *m, const char *name,
 {
     char got[512];
 
-    ck_assert_msg(header(m, name, got, sizeof got), "header %s missing",
-                  name);
+    ck_assert_msg(header(m, name, got, sizeof got), "header %s missing", name);
     ck_assert_str_eq(got, want);
 }
 
@@ -174,6 +241,7 @@ START_TEST(test_record_headers_key_value)
     ck_assert(strtoll(val, NULL, 10) >= before);
     ck_assert(strtoll(val, NULL, 10) <= admin_wall_ms());
     rd_kafka_message_destroy(msgs[0]);
+    consume_done();
 }
 END_TEST
 
@@ -205,6 +273,7 @@ START_TEST(test_null_value_stays_null)
     assert_header(msgs[0], "herald-http-status", "0");
     assert_header(msgs[0], "herald-first-attempt-ms", "0");
     rd_kafka_message_destroy(msgs[0]);
+    consume_done();
 }
 END_TEST
 
@@ -257,6 +326,7 @@ START_TEST(test_concurrent_writers)
     ck_assert_int_eq(n, WRITERS * WRITES_EACH);
     for (int i = 0; i < n; i++)
         rd_kafka_message_destroy(msgs[i]);
+    consume_done();
 }
 END_TEST
 
@@ -295,8 +365,7 @@ START_TEST(test_invalid_arguments)
     ck_assert_ptr_null(
         dlq_new(bootstraps, TOPIC, unknown, 1, errstr, sizeof errstr));
     ck_assert_ptr_nonnull(strstr(errstr, "no.such.property"));
-    ck_assert_ptr_null(dlq_new(bootstraps, "", NULL, 0, errstr,
-                               sizeof errstr));
+    ck_assert_ptr_null(dlq_new(bootstraps, "", NULL, 0, errstr, sizeof errstr));
     d = dlq_new(bootstraps, TOPIC, NULL, 0, errstr, sizeof errstr);
     ck_assert_ptr_nonnull(d);
     /* A record without a reason is refused before anything is sent. */

@@ -86,10 +86,9 @@ static herald_err admin_conf_set_kv(rd_kafka_conf_t *conf, const char *kv,
 }
 
 rd_kafka_conf_t *admin_conf_new(const char *brokers,
-                                const char *const *defaults,
-                                size_t n_defaults, const char *const *props,
-                                size_t n_props, char *errstr,
-                                size_t errstr_size)
+                                const char *const *defaults, size_t n_defaults,
+                                const char *const *props, size_t n_props,
+                                char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char rkerr[256];
@@ -99,9 +98,8 @@ rd_kafka_conf_t *admin_conf_new(const char *brokers,
         return NULL;
     }
     rd_kafka_conf_set_log_cb(conf, admin_log_cb);
-    if (brokers && rd_kafka_conf_set(conf, "bootstrap.servers", brokers,
-                                     rkerr, sizeof rkerr) !=
-                       RD_KAFKA_CONF_OK) {
+    if (brokers && rd_kafka_conf_set(conf, "bootstrap.servers", brokers, rkerr,
+                                     sizeof rkerr) != RD_KAFKA_CONF_OK) {
         snprintf(errstr, errstr_size, "brokers %s: %s", brokers, rkerr);
         goto fail;
     }
@@ -124,9 +122,9 @@ fail:
 /* Creates a temporary handle of type with the given defaults. */
 static rd_kafka_t *admin_handle_new(rd_kafka_type_t type, const char *brokers,
                                     const char *const *defaults,
-                                    size_t n_defaults,
-                                    const char *const *props, size_t n_props,
-                                    char *errstr, size_t errstr_size)
+                                    size_t n_defaults, const char *const *props,
+                                    size_t n_props, char *errstr,
+                                    size_t errstr_size)
 {
     rd_kafka_conf_t *conf;
     rd_kafka_t *rk;
@@ -136,8 +134,8 @@ static rd_kafka_t *admin_handle_new(rd_kafka_type_t type, const char *brokers,
         snprintf(errstr, errstr_size, "no brokers given");
         return NULL;
     }
-    conf = admin_conf_new(brokers, defaults, n_defaults, props, n_props,
-                          errstr, errstr_size);
+    conf = admin_conf_new(brokers, defaults, n_defaults, props, n_props, errstr,
+                          errstr_size);
     if (!conf)
         return NULL;
     rk = rd_kafka_new(type, conf, rkerr, sizeof rkerr);
@@ -162,10 +160,9 @@ static herald_err admin_err_from_kafka(rd_kafka_resp_err_t err)
 }
 
 herald_err admin_create_topic(const char *brokers, const char *const *props,
-                              size_t n_props, const char *topic,
-                              int partitions, int replication_factor,
-                              int timeout_ms, char *errstr,
-                              size_t errstr_size)
+                              size_t n_props, const char *topic, int partitions,
+                              int replication_factor, int timeout_ms,
+                              char *errstr, size_t errstr_size)
 {
     rd_kafka_t *rk = NULL;
     rd_kafka_NewTopic_t *nt = NULL;
@@ -235,8 +232,8 @@ herald_err admin_create_topic(const char *brokers, const char *const *props,
         rd_kafka_resp_err_t err;
 
         if (!tr || n != 1) {
-            snprintf(errstr, errstr_size,
-                     "create topic %s: unexpected result", topic);
+            snprintf(errstr, errstr_size, "create topic %s: unexpected result",
+                     topic);
             goto out;
         }
         err = rd_kafka_topic_result_error(tr[0]);
@@ -270,8 +267,8 @@ out:
  * Errors as admin_partition_count().
  */
 static herald_err admin_metadata_count(rd_kafka_t *rk, const char *topic,
-                                       int *count, int timeout_ms,
-                                       char *errstr, size_t errstr_size)
+                                       int *count, int timeout_ms, char *errstr,
+                                       size_t errstr_size)
 {
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t err;
@@ -305,9 +302,8 @@ static herald_err admin_metadata_count(rd_kafka_t *rk, const char *topic,
     return ret;
 }
 
-herald_err admin_partition_count(const char *brokers,
-                                 const char *const *props, size_t n_props,
-                                 const char *topic, int *count,
+herald_err admin_partition_count(const char *brokers, const char *const *props,
+                                 size_t n_props, const char *topic, int *count,
                                  int timeout_ms, char *errstr,
                                  size_t errstr_size)
 {
@@ -322,8 +318,8 @@ herald_err admin_partition_count(const char *brokers,
                           errstr, errstr_size);
     if (!rk)
         return HERALD_ERR_INVALID;
-    ret = admin_metadata_count(rk, topic, count, timeout_ms, errstr,
-                               errstr_size);
+    ret =
+        admin_metadata_count(rk, topic, count, timeout_ms, errstr, errstr_size);
     rd_kafka_destroy(rk);
     return ret;
 }
@@ -338,9 +334,8 @@ static int admin_left_ms(int64_t deadline)
 
 herald_err admin_group_offsets(const char *brokers, const char *const *props,
                                size_t n_props, const char *group,
-                               const char *topic,
-                               admin_partition_offsets **out, size_t *n,
-                               int timeout_ms, char *errstr,
+                               const char *topic, admin_partition_offsets **out,
+                               size_t *n, int timeout_ms, char *errstr,
                                size_t errstr_size)
 {
     /* A passive consumer: it never subscribes, never commits, and asks for
@@ -404,9 +399,9 @@ herald_err admin_group_offsets(const char *brokers, const char *const *props,
 
         o->partition = tp->partition;
         o->committed = tp->err || tp->offset < 0 ? -1 : tp->offset;
-        err = rd_kafka_query_watermark_offsets(rk, topic, tp->partition,
-                                               &o->low, &o->high,
-                                               admin_left_ms(deadline));
+        err =
+            rd_kafka_query_watermark_offsets(rk, topic, tp->partition, &o->low,
+                                             &o->high, admin_left_ms(deadline));
         if (err) {
             snprintf(errstr, errstr_size, "watermarks of %s [%d]: %s", topic,
                      (int)tp->partition, rd_kafka_err2str(err));

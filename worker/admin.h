@@ -43,10 +43,9 @@
  * value. Any thread.
  */
 rd_kafka_conf_t *admin_conf_new(const char *brokers,
-                                const char *const *defaults,
-                                size_t n_defaults, const char *const *props,
-                                size_t n_props, char *errstr,
-                                size_t errstr_size);
+                                const char *const *defaults, size_t n_defaults,
+                                const char *const *props, size_t n_props,
+                                char *errstr, size_t errstr_size);
 
 /*
  * Creates topic with partitions partitions (>= 1) and replication_factor
@@ -60,10 +59,9 @@ rd_kafka_conf_t *admin_conf_new(const char *brokers,
  * HERALD_ERR_TIMEOUT.
  */
 herald_err admin_create_topic(const char *brokers, const char *const *props,
-                              size_t n_props, const char *topic,
-                              int partitions, int replication_factor,
-                              int timeout_ms, char *errstr,
-                              size_t errstr_size);
+                              size_t n_props, const char *topic, int partitions,
+                              int replication_factor, int timeout_ms,
+                              char *errstr, size_t errstr_size);
 
 /*
  * Sets *count to the number of partitions of topic, from a metadata
@@ -72,9 +70,8 @@ herald_err admin_create_topic(const char *brokers, const char *const *props,
  * Errors: HERALD_ERR_NOT_FOUND (no such topic), HERALD_ERR_INVALID,
  * HERALD_ERR_KAFKA, HERALD_ERR_TIMEOUT.
  */
-herald_err admin_partition_count(const char *brokers,
-                                 const char *const *props, size_t n_props,
-                                 const char *topic, int *count,
+herald_err admin_partition_count(const char *brokers, const char *const *props,
+                                 size_t n_props, const char *topic, int *count,
                                  int timeout_ms, char *errstr,
                                  size_t errstr_size);
 
@@ -99,9 +96,8 @@ typedef struct admin_partition_offsets {
  */
 herald_err admin_group_offsets(const char *brokers, const char *const *props,
                                size_t n_props, const char *group,
-                               const char *topic,
-                               admin_partition_offsets **out, size_t *n,
-                               int timeout_ms, char *errstr,
+                               const char *topic, admin_partition_offsets **out,
+                               size_t *n, int timeout_ms, char *errstr,
                                size_t errstr_size);
 
 /* Milliseconds of a monotonic clock (for deadlines). Any thread. */

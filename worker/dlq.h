@@ -64,23 +64,23 @@ dlq *dlq_new(const char *brokers, const char *topic, const char *const *props,
 
 /* One dead-letter record. Every pointer is borrowed for the call. */
 typedef struct dlq_record {
-    const char *reason; /* Reason kind: a poison kind from
-                           alert_reason_name() ("not_json", "oversize", ...)
-                           or "target_failed", "circuit_open", "unhealthy",
-                           "degraded", "budget_exhausted". Required. */
-    const char *error;  /* Error text, or NULL for "". */
+    /* Reason kind, required: a poison kind from alert_reason_name()
+     * ("not_json", "oversize", ...) or "target_failed", "circuit_open",
+     * "unhealthy", "degraded", "budget_exhausted". */
+    const char *reason;
+    const char *error;        /* Error text, or NULL for "". */
     const char *source_topic; /* Required. */
     int32_t source_partition;
     int64_t source_offset;
     const char *target; /* Target name, NULL for poison messages. */
     long http_status;   /* Last HTTP status, 0 none. */
     int attempts;
-    int64_t first_attempt_ms, last_attempt_ms; /* Wall clock ms since epoch,
-                                                  0 none. */
-    const void *key;
-    size_t key_len; /* Original key (may be NULL). */
-    const void *value;
-    size_t value_len; /* Original value (NULL: a null value stays null). */
+    /* Wall clock ms since the epoch, 0 none. */
+    int64_t first_attempt_ms, last_attempt_ms;
+    const void *key; /* Original key (may be NULL). */
+    size_t key_len;
+    const void *value; /* Original value (NULL: a null value stays null). */
+    size_t value_len;
 } dlq_record;
 
 /*

@@ -1,0 +1,590 @@
+/*
+ * check_produce.c: tests of `herald produce` (worker/produce), the admin
+ * helpers (worker/admin) and the replay time parser (worker/replay) against
+ * librdkafka's in-process mock cluster (rdkafka_mock.h).
+ *
+ * The mock cluster does not implement the CreateTopics Admin API, so
+ * admin_create_topic() is tested here only when HERALD_TEST_BROKERS names
+ * a real broker; integration/10-produce-offsets.sh always tests it.
+ */
+#include <check.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "worker/admin.h"
+#include "worker/alert.h"
+#include "worker/log.h"
+#include "worker/produce.h"
+#include "worker/replay.h"
+
+#if defined(__SANITIZE_THREAD__)
+#include <errno.h>
+#include <stdint.h>
+#include <threads.h>
+/*
+ * librdkafka starts its threads with C11 thrd_create(), which glibc
+ * implements without going through pthread_create(), so GCC 12's
+ * ThreadSanitizer never registers them and crashes in their first
+ * malloc(). Under TSan this test defines thrd_create/thrd_join/thrd_detach
+ * (the executable's definitions win over glibc's for librdkafka) on top of
+ * the intercepted pthread functions. thrd_t is a pthread_t in glibc.
+ */
+typedef struct tsan_thrd_start {
+    thrd_start_t fn;
+    void *arg;
+} tsan_thrd_start;
+
+static void *tsan_thrd_main(void *p)
+{
+    tsan_thrd_start s = *(tsan_thrd_start *)p;
+
+    free(p);
+    return (void *)(intptr_t)s.fn(s.arg);
+}
+
+int thrd_create(thrd_t *thr, thrd_start_t fn, void *arg)
+{
+    tsan_thrd_start *s = malloc(sizeof *s);
+    int rc;
+
+    if (!s)
+        return thrd_nomem;
+    s->fn = fn;
+    s->arg = arg;
+    rc = pthread_create((pthread_t *)thr, NULL, tsan_thrd_main, s);
+    if (rc != 0) {
+        free(s);
+        return rc == EAGAIN || rc == ENOMEM ? thrd_nomem : thrd_error;
+    }
+    return thrd_success;
+}
+
+int thrd_join(thrd_t thr, int *res)
+{
+    void *r = NULL;
+
+    if (pthread_join((pthread_t)thr, &r) != 0)
+        return thrd_error;
+    if (res)
+        *res = (int)(intptr_t)r;
+    return thrd_success;
+}
+
+int thrd_detach(thrd_t thr)
+{
+    return pthread_detach((pthread_t)thr) == 0 ? thrd_success : thrd_error;
+}
+#endif
+
+#define TOPIC "alerts"
+#define PARTITIONS 3
+#define MAX_MSGS 16
+
+static rd_kafka_t *mock_rk;
+static rd_kafka_mock_cluster_t *mock;
+static char bootstraps[256];
+static char input_path[64];
+
+static void mock_setup(void)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char err[256];
+    int fd;
+
+    log_init(LOG_LEVEL_ERROR, LOG_FORMAT_TEXT);
+    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    ck_assert_ptr_nonnull(mock_rk);
+    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
+    ck_assert_ptr_nonnull(mock);
+    snprintf(bootstraps, sizeof bootstraps, "%s",
+             rd_kafka_mock_cluster_bootstraps(mock));
+    ck_assert_int_eq(rd_kafka_mock_topic_create(mock, TOPIC, PARTITIONS, 1), 0);
+    snprintf(input_path, sizeof input_path, "/tmp/check_produce.XXXXXX");
+    fd = mkstemp(input_path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+}
+
+static void mock_teardown(void)
+{
+    unlink(input_path);
+    rd_kafka_mock_cluster_destroy(mock);
+    rd_kafka_destroy(mock_rk);
+    mock = NULL;
+    mock_rk = NULL;
+}
+
+static void write_input(const char *text)
+{
+    FILE *f = fopen(input_path, "w");
+
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Runs produce_main with the given extra flags, then the input file. */
+static int run_produce(const char *const *flags, int n_flags)
+{
+    char *argv[32];
+    int argc = 0;
+
+    argv[argc++] = "produce";
+    argv[argc++] = "--brokers";
+    argv[argc++] = bootstraps;
+    argv[argc++] = "--topic";
+    argv[argc++] = TOPIC;
+    for (int i = 0; i < n_flags; i++)
+        argv[argc++] = (char *)flags[i];
+    argv[argc++] = input_path;
+    argv[argc] = NULL;
+    return produce_main(argc, argv);
+}
+
+/* One consumed message, copied out of librdkafka. */
+typedef struct got_msg {
+    char key[256];
+    bool has_key;
+    char *value; /* NULL for a null value; owned. */
+    size_t len;
+} got_msg;
+
+/* Reads every partition from the beginning until want messages came or
+ * 10 s passed. Returns the count. */
+static int consume_all(got_msg *msgs, int want)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *parts;
+    rd_kafka_t *c;
+    char err[256];
+    int n = 0;
+    int64_t deadline = admin_now_ms() + 10000;
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, err, sizeof err);
+    rd_kafka_conf_set(conf, "group.id", "check-produce", err, sizeof err);
+    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    ck_assert_ptr_nonnull(c);
+    rd_kafka_poll_set_consumer(c);
+    parts = rd_kafka_topic_partition_list_new(PARTITIONS);
+    for (int p = 0; p < PARTITIONS; p++)
+        rd_kafka_topic_partition_list_add(parts, TOPIC, p)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    ck_assert_int_eq(rd_kafka_assign(c, parts), 0);
+    rd_kafka_topic_partition_list_destroy(parts);
+    while (n < want && admin_now_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+
+        if (!m)
+            continue;
+        if (!m->err) {
+            got_msg *g = &msgs[n++];
+
+            g->has_key = m->key != NULL;
+            snprintf(g->key, sizeof g->key, "%.*s", (int)m->key_len,
+                     m->key ? (const char *)m->key : "");
+            g->value = NULL;
+            g->len = m->len;
+            if (m->payload) {
+                g->value = malloc(m->len + 1);
+                memcpy(g->value, m->payload, m->len);
+                g->value[m->len] = '\0';
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    return n;
+}
+
+static void free_msgs(got_msg *msgs, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(msgs[i].value);
+}
+
+/* The message whose value contains needle, or NULL. */
+static got_msg *find_msg(got_msg *msgs, int n, const char *needle)
+{
+    for (int i = 0; i < n; i++)
+        if (msgs[i].value && strstr(msgs[i].value, needle))
+            return &msgs[i];
+    return NULL;
+}
+
+/* The fingerprint herald computes for a message value. */
+static void fingerprint_of(const char *value, char out[ALERT_FINGERPRINT_LEN])
+{
+    alert_batch batch;
+    alert_limits lim;
+    alert_reason reason;
+    char err[256];
+
+    alert_limits_default(&lim);
+    memset(&batch, 0, sizeof batch);
+    ck_assert_int_eq(alert_batch_parse(value, strlen(value), &lim, &batch,
+                                       &reason, err, sizeof err),
+                     HERALD_OK);
+    memcpy(out, batch.alerts[0].fingerprint, ALERT_FINGERPRINT_LEN);
+    alert_batch_free(&batch);
+}
+
+static const char PAYLOAD[] =
+    "{\n"
+    "  \"version\": \"4\", \"status\": \"firing\", \"receiver\": \"team\",\n"
+    "  \"groupKey\": \"{}:{alertname=\\\"Disk\\\"}\",\n"
+    "  \"groupLabels\": {\"alertname\": \"Disk\"},\n"
+    "  \"commonLabels\": {\"alertname\": \"Disk\"},\n"
+    "  \"commonAnnotations\": {}, \"externalURL\": \"http://am\",\n"
+    "  \"alerts\": [\n"
+    "    {\"status\": \"firing\", \"labels\": {\"alertname\": \"Disk\",\n"
+    "     \"host\": \"h1\"}, \"annotations\": {\"summary\": \"s1\"}},\n"
+    "    {\"status\": \"resolved\", \"labels\": {\"alertname\": \"Disk\",\n"
+    "     \"host\": \"h2\"}, \"annotations\": {\"summary\": \"s2\"}}\n"
+    "  ]\n"
+    "}\n";
+
+START_TEST(test_lines_keyed_by_fingerprint)
+{
+    got_msg msgs[MAX_MSGS];
+    got_msg *g;
+    char fp[ALERT_FINGERPRINT_LEN];
+    int n;
+
+    write_input("{\"status\":\"firing\",\"labels\":{\"alertname\":\"A\"},"
+                "\"annotations\":{},\"fingerprint\":\"00000000000000aa\"}\n"
+                "\n"
+                "   \r\n"
+                "{\"status\":\"firing\",\"labels\":{\"alertname\":\"B\"},"
+                "\"annotations\":{}}\r\n");
+    ck_assert_int_eq(run_produce(NULL, 0), 0);
+    n = consume_all(msgs, 2);
+    ck_assert_int_eq(n, 2);
+    g = find_msg(msgs, n, "\"A\"");
+    ck_assert_ptr_nonnull(g);
+    ck_assert_str_eq(g->key, "00000000000000aa");
+    g = find_msg(msgs, n, "\"B\"");
+    ck_assert_ptr_nonnull(g);
+    /* The value is produced byte for byte, without the line ending. */
+    ck_assert_int_eq(g->value[g->len - 1], '}');
+    fingerprint_of(g->value, fp);
+    ck_assert_str_eq(g->key, fp);
+    free_msgs(msgs, n);
+}
+END_TEST
+
+START_TEST(test_payload_split_per_alert)
+{
+    got_msg msgs[MAX_MSGS];
+    got_msg *g;
+    char fp[ALERT_FINGERPRINT_LEN];
+    int n;
+
+    write_input(PAYLOAD);
+    ck_assert_int_eq(run_produce(NULL, 0), 0);
+    n = consume_all(msgs, 2);
+    ck_assert_int_eq(n, 2);
+    for (int i = 0; i < n; i++) {
+        /* Each message is a one-alert payload keeping the group context. */
+        ck_assert_ptr_nonnull(strstr(msgs[i].value, "\"receiver\":\"team\""));
+        ck_assert_ptr_nonnull(strstr(msgs[i].value, "\"groupKey\""));
+        fingerprint_of(msgs[i].value, fp);
+        ck_assert_str_eq(msgs[i].key, fp);
+    }
+    g = find_msg(msgs, n, "\"h2\"");
+    ck_assert_ptr_nonnull(g);
+    ck_assert_ptr_null(strstr(g->value, "\"h1\""));
+    ck_assert_ptr_nonnull(strstr(g->value, "\"status\":\"resolved\""));
+    free_msgs(msgs, n);
+}
+END_TEST
+
+START_TEST(test_payload_no_split_and_group_key)
+{
+    const char *flags[] = {"--no-split", "--key-from", "group"};
+    got_msg msgs[MAX_MSGS];
+    int n;
+
+    write_input(PAYLOAD);
+    ck_assert_int_eq(run_produce(flags, 3), 0);
+    n = consume_all(msgs, 1);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(msgs[0].key, "{}:{alertname=\"Disk\"}");
+    ck_assert_str_eq(msgs[0].value, PAYLOAD);
+    free_msgs(msgs, n);
+}
+END_TEST
+
+START_TEST(test_invalid_lines_skipped_or_allowed)
+{
+    const char *allow[] = {"--allow-invalid"};
+    got_msg msgs[MAX_MSGS];
+    int n;
+
+    write_input("{\"status\":\"firing\",\"labels\":{\"alertname\":\"A\"},"
+                "\"annotations\":{}}\n"
+                "not json\n");
+    /* Invalid lines are reported and skipped: exit status 3. */
+    ck_assert_int_eq(run_produce(NULL, 0), 3);
+    ck_assert_int_eq(run_produce(allow, 1), 0);
+    n = consume_all(msgs, 3);
+    ck_assert_int_eq(n, 3);
+    /* Only the allowed run produced the bad line, without a key. */
+    ck_assert_ptr_nonnull(find_msg(msgs, n, "not json"));
+    ck_assert(!find_msg(msgs, n, "not json")->has_key);
+    free_msgs(msgs, n);
+}
+END_TEST
+
+START_TEST(test_null_values)
+{
+    const char *flags[] = {"--null-values", "--allow-invalid"};
+    got_msg msgs[MAX_MSGS];
+    int n;
+
+    write_input("null\n");
+    ck_assert_int_eq(run_produce(flags, 2), 0);
+    n = consume_all(msgs, 1);
+    ck_assert_int_eq(n, 1);
+    ck_assert_ptr_null(msgs[0].value);
+    ck_assert(!msgs[0].has_key);
+    free_msgs(msgs, n);
+}
+END_TEST
+
+START_TEST(test_usage_errors)
+{
+    const char *bad_prop[] = {"-X", "no.such.property=1"};
+    const char *bad_key[] = {"--key-from", "label"};
+    char *no_topic[] = {"produce", "--brokers", bootstraps, NULL};
+    char *help[] = {"produce", "--help", NULL};
+
+    write_input("{}\n");
+    unsetenv("HERALD_TOPIC");
+    ck_assert_int_eq(run_produce(bad_prop, 2), 2);
+    ck_assert_int_eq(run_produce(bad_key, 2), 2);
+    ck_assert_int_eq(produce_main(3, no_topic), 2);
+    ck_assert_int_eq(produce_main(2, help), 0);
+}
+END_TEST
+
+START_TEST(test_partition_count)
+{
+    char errstr[512];
+    int count = 0;
+
+    ck_assert_int_eq(admin_partition_count(bootstraps, NULL, 0, TOPIC, &count,
+                                           10000, errstr, sizeof errstr),
+                     HERALD_OK);
+    ck_assert_int_eq(count, PARTITIONS);
+    ck_assert_int_eq(admin_partition_count(bootstraps, NULL, 0, "missing",
+                                           &count, 10000, errstr,
+                                           sizeof errstr),
+                     HERALD_ERR_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(errstr, "missing"));
+}
+END_TEST
+
+/* Commits offset for partition of TOPIC as group, without joining. */
+static void commit_offset(const char *group, int32_t partition, int64_t offset)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *l;
+    rd_kafka_t *c;
+    char err[256];
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, err, sizeof err);
+    rd_kafka_conf_set(conf, "group.id", group, err, sizeof err);
+    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    ck_assert_ptr_nonnull(c);
+    l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, TOPIC, partition)->offset = offset;
+    ck_assert_int_eq(rd_kafka_commit(c, l, 0), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+}
+
+START_TEST(test_group_offsets_and_lag)
+{
+    const char *flags[] = {"--key-from", "none", "-X", "partitioner=random"};
+    admin_partition_offsets *offs = NULL;
+    char errstr[512];
+    size_t n = 0;
+    int64_t total = 0;
+    int32_t busy = -1; /* A partition that holds messages. */
+    int64_t busy_high = 0;
+    got_msg msgs[MAX_MSGS];
+    int got;
+
+    write_input("{\"status\":\"firing\",\"labels\":{\"a\":\"1\"}}\n"
+                "{\"status\":\"firing\",\"labels\":{\"a\":\"2\"}}\n"
+                "{\"status\":\"firing\",\"labels\":{\"a\":\"3\"}}\n"
+                "{\"status\":\"firing\",\"labels\":{\"a\":\"4\"}}\n");
+    ck_assert_int_eq(run_produce(flags, 4), 0);
+    got = consume_all(msgs, 4);
+    ck_assert_int_eq(got, 4);
+    free_msgs(msgs, got);
+
+    /* No commit yet: committed is -1 and lag counts from the low mark. */
+    ck_assert_int_eq(admin_group_offsets(bootstraps, NULL, 0, "g", TOPIC, &offs,
+                                         &n, 10000, errstr, sizeof errstr),
+                     HERALD_OK);
+    ck_assert_uint_eq(n, PARTITIONS);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_int_eq(offs[i].partition, (int)i);
+        ck_assert_int_eq(offs[i].committed, -1);
+        ck_assert_int_eq(offs[i].lag, offs[i].high - offs[i].low);
+        total += offs[i].high;
+        if (offs[i].high > offs[i].low) {
+            busy = offs[i].partition;
+            busy_high = offs[i].high;
+        }
+    }
+    free(offs);
+    ck_assert_int_eq(total, 4);
+    ck_assert_int_ge(busy, 0);
+
+    commit_offset("g", busy, 1);
+    ck_assert_int_eq(admin_group_offsets(bootstraps, NULL, 0, "g", TOPIC, &offs,
+                                         &n, 10000, errstr, sizeof errstr),
+                     HERALD_OK);
+    {
+        admin_partition_offsets o = offs[busy];
+
+        free(offs);
+        ck_assert_int_eq(o.committed, 1);
+        ck_assert_int_eq(o.high, busy_high);
+        ck_assert_int_eq(o.lag, busy_high - 1);
+    }
+
+    ck_assert_int_eq(admin_group_offsets(bootstraps, NULL, 0, "g", "missing",
+                                         &offs, &n, 10000, errstr,
+                                         sizeof errstr),
+                     HERALD_ERR_NOT_FOUND);
+    ck_assert_ptr_null(offs);
+}
+END_TEST
+
+START_TEST(test_create_topic_real_broker)
+{
+    const char *brokers = getenv("HERALD_TEST_BROKERS");
+    char topic[64], errstr[512];
+    int count = 0;
+
+    if (!brokers || !*brokers) {
+        fprintf(stderr,
+                "check_produce: SKIP create_topic_real_broker: the mock "
+                "cluster has no CreateTopics API; set HERALD_TEST_BROKERS "
+                "to a real broker to run it\n");
+        return;
+    }
+    snprintf(topic, sizeof topic, "check-produce-%ld-%d", (long)time(NULL),
+             (int)getpid());
+    ck_assert_int_eq(admin_create_topic(brokers, NULL, 0, topic, 4, 1, 30000,
+                                        errstr, sizeof errstr),
+                     HERALD_OK);
+    /* Already existing is success too. */
+    ck_assert_int_eq(admin_create_topic(brokers, NULL, 0, topic, 4, 1, 30000,
+                                        errstr, sizeof errstr),
+                     HERALD_OK);
+    ck_assert_int_eq(admin_partition_count(brokers, NULL, 0, topic, &count,
+                                           30000, errstr, sizeof errstr),
+                     HERALD_OK);
+    ck_assert_int_eq(count, 4);
+}
+END_TEST
+
+START_TEST(test_create_topic_invalid)
+{
+    char errstr[512];
+
+    ck_assert_int_eq(admin_create_topic(bootstraps, NULL, 0, "t", 0, 1, 1000,
+                                        errstr, sizeof errstr),
+                     HERALD_ERR_INVALID);
+    ck_assert_int_eq(admin_create_topic(NULL, NULL, 0, "t", 1, 1, 1000, errstr,
+                                        sizeof errstr),
+                     HERALD_ERR_INVALID);
+}
+END_TEST
+
+START_TEST(test_replay_time_parse)
+{
+    int64_t ms = 0;
+
+    ck_assert_int_eq(replay_time_parse("1970-01-01T00:00:01Z", &ms), HERALD_OK);
+    ck_assert_int_eq(ms, 1000);
+    ck_assert_int_eq(replay_time_parse("2024-05-01T12:00:00.25Z", &ms),
+                     HERALD_OK);
+    ck_assert_int_eq(ms, 1714564800250LL);
+    ck_assert_int_eq(replay_time_parse("2024-05-01T14:00:00+02:00", &ms),
+                     HERALD_OK);
+    ck_assert_int_eq(ms, 1714564800000LL);
+    ck_assert_int_eq(replay_time_parse("2024-05-01T10:30:00-01:30", &ms),
+                     HERALD_OK);
+    ck_assert_int_eq(ms, 1714564800000LL);
+    ck_assert_int_eq(replay_time_parse("1714564800123", &ms), HERALD_OK);
+    ck_assert_int_eq(ms, 1714564800123LL);
+    ck_assert_int_eq(replay_time_parse("2024-05-01", &ms), HERALD_ERR_PARSE);
+    ck_assert_int_eq(replay_time_parse("2024-13-01T00:00:00Z", &ms),
+                     HERALD_ERR_PARSE);
+    ck_assert_int_eq(replay_time_parse("2024-05-01T00:00:00", &ms),
+                     HERALD_ERR_PARSE);
+    ck_assert_int_eq(replay_time_parse("2024-05-01T00:00:00Zjunk", &ms),
+                     HERALD_ERR_PARSE);
+    ck_assert_int_eq(replay_time_parse("", &ms), HERALD_ERR_PARSE);
+}
+END_TEST
+
+static Suite *produce_suite(void)
+{
+    Suite *s = suite_create("produce");
+    struct {
+        const char *name;
+        const TTest *test;
+        bool mock;
+    } cases[] = {
+        {"lines_keyed_by_fingerprint", test_lines_keyed_by_fingerprint, 1},
+        {"payload_split_per_alert", test_payload_split_per_alert, 1},
+        {"payload_no_split_and_group_key", test_payload_no_split_and_group_key,
+         1},
+        {"invalid_lines_skipped_or_allowed",
+         test_invalid_lines_skipped_or_allowed, 1},
+        {"null_values", test_null_values, 1},
+        {"usage_errors", test_usage_errors, 1},
+        {"partition_count", test_partition_count, 1},
+        {"group_offsets_and_lag", test_group_offsets_and_lag, 1},
+        {"create_topic_real_broker", test_create_topic_real_broker, 0},
+        {"create_topic_invalid", test_create_topic_invalid, 1},
+        {"replay_time_parse", test_replay_time_parse, 0},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        TCase *tc = tcase_create(cases[i].name);
+
+        if (cases[i].mock)
+            tcase_add_checked_fixture(tc, mock_setup, mock_teardown);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, cases[i].test);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(produce_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

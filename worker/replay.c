@@ -1,0 +1,665 @@
+/*
+ * replay.c: `herald dlq replay` (see replay.h for behaviour and output).
+ *
+ * Data flow: flags -> targets_load() -> parallel_new() -> metadata, end
+ * offsets and the group's committed offsets of the dead-letter topic ->
+ * assign the partitions that have records left -> per record: headers ->
+ * filters -> alert_batch_parse() -> publish_to_multiple() or
+ * publish_to_all() per alert -> synchronous commit of offset + 1 -> stop
+ * when every partition reached its end offset of the start, or at the
+ * first record that fails again.
+ *
+ * Threads: the calling thread owns the consumer rd_kafka_t and polls it;
+ * the publisher runs its own transport threads behind the blocking
+ * publish calls.
+ */
+#include "worker/replay.h"
+
+#include <ctype.h>
+#include <getopt.h>
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "publishers/parallel.h"
+#include "publishers/targets.h"
+#include "worker/admin.h"
+#include "worker/alert.h"
+#include "worker/log.h"
+
+/* Metadata, offsets and commit timeout, ms. */
+#define REPLAY_KAFKA_TIMEOUT_MS 30000
+/* Give up when no record or end-of-partition arrives for this long, ms:
+ * far longer than a fetch from a healthy broker takes. */
+#define REPLAY_STALL_MS 60000
+
+/* Options and counters of one run. */
+typedef struct replay_ctx {
+    const char *brokers;
+    const char *topic;
+    const char *group;
+    const char *only_target;
+    const char *only_reason;
+    bool has_since, has_until;
+    int64_t since_ms, until_ms;
+    bool dry_run;
+    int64_t deadline_ms; /* Publish deadline per alert. */
+    target_set *set;
+    const char *targets_path;
+    parallel_publisher *pp;
+    rd_kafka_t *rk;
+    long read, replayed, delivered, failed, skipped, unreplayable;
+} replay_ctx;
+
+static void replay_usage(FILE *out)
+{
+    fprintf(
+        out,
+        "usage: herald dlq replay --brokers LIST --dlq-topic NAME\n"
+        "           --targets FILE [options]\n"
+        "\n"
+        "Re-publishes dead-letter records to their recorded target (or to\n"
+        "all matching targets when none is recorded) and commits each one\n"
+        "for the group, so the same group never replays a record twice.\n"
+        "Stops at the first record that fails again, without committing it.\n"
+        "\n"
+        "options:\n"
+        "  -b, --brokers LIST        bootstrap brokers (env HERALD_BROKERS)\n"
+        "  -d, --dlq-topic NAME      dead-letter topic (env HERALD_DLQ_TOPIC,\n"
+        "                            else $HERALD_TOPIC.dlq)\n"
+        "  -g, --group ID            replay consumer group (default\n"
+        "                            herald-replay)\n"
+        "  -c, --targets FILE        targets.yaml (env HERALD_TARGETS)\n"
+        "      --target NAME         only records for this target\n"
+        "      --reason KIND         only records with this reason kind\n"
+        "      --since TIME          only records dead-lettered at or after\n"
+        "                            TIME (RFC 3339 or epoch ms)\n"
+        "      --since-ms MS         same, in milliseconds since the epoch\n"
+        "      --until TIME          only records dead-lettered before TIME\n"
+        "      --until-ms MS         same, in milliseconds since the epoch\n"
+        "      --deadline-ms MS      publish deadline per alert (30000)\n"
+        "      --dry-run             print what would be replayed; commit\n"
+        "                            nothing\n"
+        "  -X, --property KEY=VALUE  librdkafka property, repeatable\n"
+        "      --log-level LEVEL     debug, info, warn (default), error, off\n"
+        "  -h, --help                show this help\n"
+        "\n"
+        "exit status: 0 done, 1 a record failed or Kafka error, 2 usage or\n"
+        "configuration error.\n");
+}
+
+/* Parses exactly n digits at *p into *out and advances *p. */
+static bool replay_digits(const char **p, int n, int *out)
+{
+    int v = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*p)[i]))
+            return false;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+herald_err replay_time_parse(const char *text, int64_t *ms)
+{
+    const char *p = text;
+    struct tm tm;
+    int year, mon, day, hh, mm, ss, frac_ms = 0;
+    int64_t secs;
+    char *end;
+
+    if (!text || !*text || !ms)
+        return HERALD_ERR_PARSE;
+    /* A plain integer: milliseconds since the epoch. */
+    {
+        long long v = strtoll(text, &end, 10);
+
+        if (*end == '\0' && end != text) {
+            *ms = v;
+            return HERALD_OK;
+        }
+    }
+    /* RFC 3339 section 5.6: full-date "T" full-time. */
+    if (!replay_digits(&p, 4, &year) || *p++ != '-' ||
+        !replay_digits(&p, 2, &mon) || *p++ != '-' ||
+        !replay_digits(&p, 2, &day) || (*p != 'T' && *p != 't' && *p != ' '))
+        return HERALD_ERR_PARSE;
+    p++;
+    if (!replay_digits(&p, 2, &hh) || *p++ != ':' ||
+        !replay_digits(&p, 2, &mm) || *p++ != ':' || !replay_digits(&p, 2, &ss))
+        return HERALD_ERR_PARSE;
+    if (mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 ||
+        ss > 60)
+        return HERALD_ERR_PARSE;
+    if (*p == '.') {
+        int scale = 100;
+
+        p++;
+        if (!isdigit((unsigned char)*p))
+            return HERALD_ERR_PARSE;
+        while (isdigit((unsigned char)*p)) {
+            frac_ms += (*p - '0') * scale;
+            scale /= 10;
+            p++;
+        }
+    }
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = year - 1900;
+    tm.tm_mon = mon - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = hh;
+    tm.tm_min = mm;
+    tm.tm_sec = ss;
+    secs = (int64_t)timegm(&tm);
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p == '+' ? 1 : -1;
+        int oh, om;
+
+        p++;
+        if (!replay_digits(&p, 2, &oh) || *p++ != ':' ||
+            !replay_digits(&p, 2, &om) || oh > 23 || om > 59)
+            return HERALD_ERR_PARSE;
+        /* Local time = UTC + offset, so UTC = local - offset. */
+        secs -= sign * (oh * 3600 + om * 60);
+    } else {
+        return HERALD_ERR_PARSE;
+    }
+    if (*p != '\0')
+        return HERALD_ERR_PARSE;
+    *ms = secs * 1000 + frac_ms;
+    return HERALD_OK;
+}
+
+/* Copies header name of m into out ("" and false when absent). */
+static bool replay_header(const rd_kafka_message_t *m, const char *name,
+                          char *out, size_t out_size)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v = NULL;
+    size_t len = 0;
+
+    out[0] = '\0';
+    if (rd_kafka_message_headers(m, &h) || !h ||
+        rd_kafka_header_get_last(h, name, &v, &len))
+        return false;
+    snprintf(out, out_size, "%.*s", (int)len, v ? (const char *)v : "");
+    return true;
+}
+
+/* Commits offset + 1 of m for the group, synchronously. */
+static herald_err replay_commit(replay_ctx *ctx, const rd_kafka_message_t *m)
+{
+    rd_kafka_topic_partition_list_t *l;
+    rd_kafka_resp_err_t err;
+
+    if (ctx->dry_run)
+        return HERALD_OK;
+    l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, ctx->topic, m->partition)->offset =
+        m->offset + 1;
+    err = rd_kafka_commit(ctx->rk, l, 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (err) {
+        fprintf(stderr,
+                "herald dlq replay: commit of %s [%d] offset %lld for group "
+                "%s failed: %s\n",
+                ctx->topic, (int)m->partition, (long long)m->offset + 1,
+                ctx->group, rd_kafka_err2str(err));
+        return HERALD_ERR_KAFKA;
+    }
+    return HERALD_OK;
+}
+
+/*
+ * Re-publishes every alert of batch to tgt (or to all targets when tgt is
+ * NULL). Returns true when every alert was delivered to every target it
+ * was sent to; fills why otherwise.
+ */
+static bool replay_publish(replay_ctx *ctx, const alert_batch *batch,
+                           target *tgt, char *why, size_t why_size)
+{
+    publish_opts opts;
+    bool ok = true;
+
+    publish_opts_default(&opts);
+    opts.deadline_ms = ctx->deadline_ms;
+    for (size_t i = 0; i < batch->n && ok; i++) {
+        publish_result res;
+        herald_err err;
+
+        publish_result_init(&res);
+        if (tgt)
+            err = publish_to_multiple(ctx->pp, &batch->alerts[i], &tgt, 1,
+                                      &opts, &res);
+        else
+            err = publish_to_all(ctx->pp, &batch->alerts[i],
+                                 targets_list(ctx->set),
+                                 targets_count(ctx->set), &opts, &res);
+        if (err != HERALD_OK || res.failed > 0) {
+            const char *detail = "";
+
+            for (size_t t = 0; t < res.n_targets; t++) {
+                if (res.targets[t].outcome != PUBLISH_OUTCOME_DELIVERED &&
+                    res.targets[t].error[0]) {
+                    detail = res.targets[t].error;
+                    break;
+                }
+            }
+            snprintf(
+                why, why_size, "alert %s: %s%s%s", batch->alerts[i].fingerprint,
+                err == HERALD_OK ? "some targets failed" : herald_err2str(err),
+                detail[0] ? ": " : "", detail);
+            ok = false;
+        }
+        publish_result_free(&res);
+    }
+    return ok;
+}
+
+/*
+ * Handles one dead-letter record. Returns HERALD_OK to go on, or an error
+ * to stop the run (the record failed again, or its commit failed).
+ */
+static herald_err replay_record(replay_ctx *ctx, const rd_kafka_message_t *m)
+{
+    char reason[64], tname[256], src_topic[256], src_part[24], src_off[24];
+    char tbuf[32], why[512], errstr[512];
+    alert_batch batch;
+    alert_reason areason = ALERT_REASON_NONE;
+    alert_limits lim;
+    target *tgt = NULL;
+    int64_t when;
+    rd_kafka_timestamp_type_t tstype;
+
+    ctx->read++;
+    replay_header(m, "herald-reason", reason, sizeof reason);
+    replay_header(m, "herald-target", tname, sizeof tname);
+    replay_header(m, "herald-source-topic", src_topic, sizeof src_topic);
+    replay_header(m, "herald-source-partition", src_part, sizeof src_part);
+    replay_header(m, "herald-source-offset", src_off, sizeof src_off);
+    if (replay_header(m, "herald-dlq-time-ms", tbuf, sizeof tbuf))
+        when = strtoll(tbuf, NULL, 10);
+    else
+        when = rd_kafka_message_timestamp(m, &tstype);
+    printf("%s [%d] @%lld (source %s [%s] @%s, reason %s, target %s): ",
+           ctx->topic, (int)m->partition, (long long)m->offset,
+           src_topic[0] ? src_topic : "?", src_part[0] ? src_part : "?",
+           src_off[0] ? src_off : "?", reason[0] ? reason : "?",
+           tname[0] ? tname : "(all)");
+
+    if ((ctx->only_target && strcmp(ctx->only_target, tname) != 0) ||
+        (ctx->only_reason && strcmp(ctx->only_reason, reason) != 0) ||
+        (ctx->has_since && when < ctx->since_ms) ||
+        (ctx->has_until && when >= ctx->until_ms)) {
+        ctx->skipped++;
+        printf("skipped by filter\n");
+        return replay_commit(ctx, m);
+    }
+
+    alert_limits_default(&lim);
+    /* The dead-letter topic may hold a value larger than the default
+     * limit (it was dead-lettered for that); replay what parses. */
+    memset(&batch, 0, sizeof batch);
+    if (alert_batch_parse(m->payload, m->payload ? m->len : 0, &lim, &batch,
+                          &areason, errstr, sizeof errstr) != HERALD_OK) {
+        ctx->unreplayable++;
+        printf("unreplayable: %s (%s)\n", errstr, alert_reason_name(areason));
+        alert_batch_free(&batch);
+        return replay_commit(ctx, m);
+    }
+    if (tname[0]) {
+        tgt = targets_find(ctx->set, tname);
+        if (!tgt) {
+            ctx->failed++;
+            printf("failed: target %s is not in %s\n", tname,
+                   ctx->targets_path);
+            alert_batch_free(&batch);
+            return HERALD_ERR_NOT_FOUND;
+        }
+    }
+    if (ctx->dry_run) {
+        ctx->replayed++;
+        printf("would replay %zu alert(s)\n", batch.n);
+        alert_batch_free(&batch);
+        return HERALD_OK;
+    }
+    ctx->replayed++;
+    fflush(stdout);
+    if (!replay_publish(ctx, &batch, tgt, why, sizeof why)) {
+        ctx->failed++;
+        printf("failed: %s\n", why);
+        alert_batch_free(&batch);
+        return HERALD_ERR_ALL_FAILED;
+    }
+    ctx->delivered++;
+    printf("delivered %zu alert(s)\n", batch.n);
+    alert_batch_free(&batch);
+    return replay_commit(ctx, m);
+}
+
+/*
+ * Creates the consumer and assigns every partition that has records left
+ * between the group's committed offset and the end offset; fills end[]
+ * and *left (partitions assigned).
+ */
+static herald_err replay_assign(replay_ctx *ctx, const char *const *props,
+                                size_t n_props, int64_t **end, int *n_parts,
+                                int *left, char *errstr, size_t errstr_size)
+{
+    static const char *const defaults[] = {
+        "enable.auto.commit=false", "enable.auto.offset.store=false",
+        "auto.offset.reset=earliest", "enable.partition.eof=true"};
+    admin_partition_offsets *offs = NULL;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    rd_kafka_conf_t *conf = NULL;
+    char group_kv[512];
+    size_t n = 0;
+    herald_err err;
+    rd_kafka_resp_err_t rerr;
+
+    err = admin_group_offsets(ctx->brokers, props, n_props, ctx->group,
+                              ctx->topic, &offs, &n, REPLAY_KAFKA_TIMEOUT_MS,
+                              errstr, errstr_size);
+    if (err != HERALD_OK)
+        return err;
+    *end = calloc(n ? n : 1, sizeof **end);
+    l = rd_kafka_topic_partition_list_new(n ? (int)n : 1);
+    conf = admin_conf_new(ctx->brokers, defaults, 4, props, n_props, errstr,
+                          errstr_size);
+    if (!*end || !l || !conf) {
+        if (!conf)
+            err = HERALD_ERR_INVALID;
+        else {
+            snprintf(errstr, errstr_size, "out of memory");
+            err = HERALD_ERR_NOMEM;
+        }
+        goto out;
+    }
+    snprintf(group_kv, sizeof group_kv, "%s", ctx->group);
+    if (rd_kafka_conf_set(conf, "group.id", group_kv, errstr, errstr_size) !=
+        RD_KAFKA_CONF_OK) {
+        err = HERALD_ERR_INVALID;
+        goto out;
+    }
+    ctx->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+    if (!ctx->rk) {
+        err = HERALD_ERR_KAFKA;
+        goto out;
+    }
+    conf = NULL;
+    rd_kafka_poll_set_consumer(ctx->rk);
+    *n_parts = (int)n;
+    *left = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t start =
+            offs[i].committed >= 0 ? offs[i].committed : offs[i].low;
+
+        (*end)[i] = offs[i].high;
+        if (start >= offs[i].high)
+            continue;
+        rd_kafka_topic_partition_list_add(l, ctx->topic, offs[i].partition)
+            ->offset = start;
+        (*left)++;
+    }
+    if (*left > 0) {
+        rerr = rd_kafka_assign(ctx->rk, l);
+        if (rerr) {
+            snprintf(errstr, errstr_size, "assign %s: %s", ctx->topic,
+                     rd_kafka_err2str(rerr));
+            err = HERALD_ERR_KAFKA;
+            goto out;
+        }
+    }
+    err = HERALD_OK;
+out:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    if (l)
+        rd_kafka_topic_partition_list_destroy(l);
+    free(offs);
+    return err;
+}
+
+/* Consumes until every assigned partition reached its end offset. */
+static int replay_consume(replay_ctx *ctx, const int64_t *end, int n_parts,
+                          int left)
+{
+    bool *done = calloc(n_parts > 0 ? (size_t)n_parts : 1, sizeof *done);
+    int64_t last_progress = admin_now_ms();
+    int status = 0;
+
+    if (!done) {
+        fprintf(stderr, "herald dlq replay: out of memory\n");
+        return 1;
+    }
+    /* Partitions with nothing left were not assigned. */
+    for (int p = 0; p < n_parts; p++)
+        done[p] = false;
+    while (left > 0) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(ctx->rk, 500);
+        bool finished = false;
+
+        if (!m) {
+            if (admin_now_ms() - last_progress > REPLAY_STALL_MS) {
+                fprintf(stderr,
+                        "herald dlq replay: no progress for %d ms; "
+                        "stopping\n",
+                        REPLAY_STALL_MS);
+                status = 1;
+                break;
+            }
+            continue;
+        }
+        last_progress = admin_now_ms();
+        if (m->partition < 0 || m->partition >= n_parts) {
+            if (m->err)
+                LOG_WARN("replay", NULL, "consumer: %s",
+                         rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            finished = true;
+        } else if (m->err) {
+            fprintf(stderr, "herald dlq replay: %s [%d]: %s\n", ctx->topic,
+                    (int)m->partition, rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            status = 1;
+            break;
+        } else if (m->offset >= end[m->partition]) {
+            /* Written after the start: left for the next run. */
+            finished = true;
+        } else {
+            herald_err err = replay_record(ctx, m);
+
+            fflush(stdout);
+            if (err != HERALD_OK) {
+                rd_kafka_message_destroy(m);
+                status = 1;
+                break;
+            }
+            finished = m->offset + 1 >= end[m->partition];
+        }
+        if (finished && !done[m->partition]) {
+            done[m->partition] = true;
+            left--;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    free(done);
+    return status;
+}
+
+int replay_main(int argc, char **argv)
+{
+    enum {
+        OPT_TARGET = 256,
+        OPT_REASON,
+        OPT_SINCE,
+        OPT_SINCE_MS,
+        OPT_UNTIL,
+        OPT_UNTIL_MS,
+        OPT_DEADLINE,
+        OPT_DRY_RUN,
+        OPT_LOG_LEVEL
+    };
+    static const struct option longopts[] = {
+        {"brokers", required_argument, NULL, 'b'},
+        {"dlq-topic", required_argument, NULL, 'd'},
+        {"group", required_argument, NULL, 'g'},
+        {"targets", required_argument, NULL, 'c'},
+        {"property", required_argument, NULL, 'X'},
+        {"target", required_argument, NULL, OPT_TARGET},
+        {"reason", required_argument, NULL, OPT_REASON},
+        {"since", required_argument, NULL, OPT_SINCE},
+        {"since-ms", required_argument, NULL, OPT_SINCE_MS},
+        {"until", required_argument, NULL, OPT_UNTIL},
+        {"until-ms", required_argument, NULL, OPT_UNTIL_MS},
+        {"deadline-ms", required_argument, NULL, OPT_DEADLINE},
+        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    replay_ctx ctx;
+    const char **props = calloc((size_t)argc + 1, sizeof *props);
+    size_t n_props = 0;
+    char topic_default[512];
+    const char *env_topic = getenv("HERALD_TOPIC");
+    log_level level = LOG_LEVEL_WARN;
+    int64_t *end = NULL;
+    int n_parts = 0, left = 0;
+    char errstr[1024];
+    herald_err err;
+    int status = 2;
+    int c;
+
+    memset(&ctx, 0, sizeof ctx);
+    ctx.brokers = getenv("HERALD_BROKERS");
+    ctx.topic = getenv("HERALD_DLQ_TOPIC");
+    if (!ctx.topic && env_topic && *env_topic) {
+        snprintf(topic_default, sizeof topic_default, "%s.dlq", env_topic);
+        ctx.topic = topic_default;
+    }
+    ctx.group = "herald-replay";
+    ctx.targets_path = getenv("HERALD_TARGETS");
+    ctx.deadline_ms = 30000;
+    if (!props) {
+        fprintf(stderr, "herald dlq replay: out of memory\n");
+        return 2;
+    }
+    optind = 0; /* Full getopt re-initialisation (GNU). */
+    while ((c = getopt_long(argc, argv, "b:d:g:c:X:h", longopts, NULL)) != -1) {
+        int64_t *tp = NULL;
+
+        switch (c) {
+        case 'b': ctx.brokers = optarg; break;
+        case 'd': ctx.topic = optarg; break;
+        case 'g': ctx.group = optarg; break;
+        case 'c': ctx.targets_path = optarg; break;
+        case 'X': props[n_props++] = optarg; break;
+        case OPT_TARGET: ctx.only_target = optarg; break;
+        case OPT_REASON: ctx.only_reason = optarg; break;
+        case OPT_SINCE:
+        case OPT_SINCE_MS:
+            tp = &ctx.since_ms;
+            ctx.has_since = true;
+            break;
+        case OPT_UNTIL:
+        case OPT_UNTIL_MS:
+            tp = &ctx.until_ms;
+            ctx.has_until = true;
+            break;
+        case OPT_DEADLINE:
+            ctx.deadline_ms = strtoll(optarg, NULL, 10);
+            if (ctx.deadline_ms < 1 ||
+                ctx.deadline_ms > PUBLISH_DEADLINE_MAX_MS) {
+                fprintf(stderr,
+                        "herald dlq replay: --deadline-ms %s: "
+                        "expected 1..%d\n",
+                        optarg, PUBLISH_DEADLINE_MAX_MS);
+                goto out;
+            }
+            break;
+        case OPT_DRY_RUN: ctx.dry_run = true; break;
+        case OPT_LOG_LEVEL:
+            if (log_level_parse(optarg, &level) != 0) {
+                fprintf(stderr,
+                        "herald dlq replay: --log-level %s: "
+                        "unknown level\n",
+                        optarg);
+                goto out;
+            }
+            break;
+        case 'h':
+            replay_usage(stdout);
+            status = 0;
+            goto out;
+        default: replay_usage(stderr); goto out;
+        }
+        if (tp && replay_time_parse(optarg, tp) != HERALD_OK) {
+            fprintf(stderr,
+                    "herald dlq replay: %s: expected an RFC 3339 "
+                    "time or milliseconds since the epoch\n",
+                    optarg);
+            goto out;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "herald dlq replay: unexpected argument %s\n",
+                argv[optind]);
+        goto out;
+    }
+    if (!ctx.brokers || !*ctx.brokers || !ctx.topic || !*ctx.topic ||
+        !ctx.targets_path || !*ctx.targets_path || !*ctx.group) {
+        fprintf(stderr, "herald dlq replay: --brokers, --dlq-topic and "
+                        "--targets are required\n");
+        goto out;
+    }
+    log_init(level, LOG_FORMAT_AUTO);
+
+    err = targets_load(ctx.targets_path, &ctx.set, errstr, sizeof errstr);
+    if (err != HERALD_OK) {
+        fprintf(stderr, "herald dlq replay: %s\n", errstr);
+        goto out;
+    }
+    if (!ctx.dry_run) {
+        ctx.pp = parallel_new(NULL, NULL, errstr, sizeof errstr);
+        if (!ctx.pp) {
+            fprintf(stderr, "herald dlq replay: %s\n", errstr);
+            status = 1;
+            goto out;
+        }
+    }
+    err = replay_assign(&ctx, props, n_props, &end, &n_parts, &left, errstr,
+                        sizeof errstr);
+    if (err != HERALD_OK) {
+        fprintf(stderr, "herald dlq replay: %s\n", errstr);
+        status = err == HERALD_ERR_INVALID ? 2 : 1;
+        goto out;
+    }
+    status = replay_consume(&ctx, end, n_parts, left);
+    printf("replay of %s by group %s%s: read %ld, replayed %ld, delivered "
+           "%ld, failed %ld, skipped by filter %ld, unreplayable %ld\n",
+           ctx.topic, ctx.group, ctx.dry_run ? " (dry run)" : "", ctx.read,
+           ctx.replayed, ctx.delivered, ctx.failed, ctx.skipped,
+           ctx.unreplayable);
+out:
+    fflush(stdout);
+    if (ctx.rk) {
+        rd_kafka_consumer_close(ctx.rk);
+        rd_kafka_destroy(ctx.rk);
+    }
+    parallel_destroy(ctx.pp);
+    targets_release(ctx.set);
+    free(end);
+    free(props);
+    return status;
+}
