@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""The HTTP API of a running herald (issue 3): probes, /metrics through
+`promtool check metrics`, /targets with secrets masked, /stats, and the
+publish API with its bearer token, against real receivers."""
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+from harness import Scenario, log, make_alerts, wait_until
+
+TOKEN = "s3cret-token-for-test"
+SECRET = "bearer-secret-of-target"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(api, method, path, body=None, token=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://{api}{path}", data=data,
+                                 method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    if data:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def main():
+    sc = Scenario("api")
+    try:
+        topic = sc.topic(3)
+        group = f"g-{sc.tag}"
+        sc.receiver("good")
+        sc.receiver("bad", rules=["/:status=500"])
+        targets = sc.targets_file([
+            ("good", f"http://127.0.0.1:{sc.receivers['good']['port']}/a",
+             ["auth:", "  type: bearer", f"  token: {SECRET}"]),
+            ("bad", f"http://127.0.0.1:{sc.receivers['bad']['port']}/a",
+             ["retry:", "  max_attempts: 2", "  initial_backoff_ms: 10"]),
+        ])
+        api = f"127.0.0.1:{free_port()}"
+        h = sc.herald(topic, group, targets,
+                      extra=["--api-listen", api, "--api-token", TOKEN])
+        wait_until(lambda: call(api, "GET", "/healthz")[0] == 200, 30,
+                   "/healthz")
+        wait_until(lambda: call(api, "GET", "/readyz")[0] == 200, 60,
+                   "/readyz after the first assignment")
+
+        alert = make_alerts(1, prefix="ApiTest")[0]
+        code, _ = call(api, "POST", "/publish/all", {"alert": alert})
+        assert code == 401, f"POST without token answered {code}"
+        code, body = call(api, "POST", "/publish/all", {"alert": alert},
+                          token=TOKEN)
+        res = json.loads(body)
+        log(f"/publish/all -> {code}: succeeded {res['succeeded']} failed "
+            f"{res['failed']} partial {res['partial_success']}")
+        assert res["succeeded"] == 1 and res["failed"] == 1
+        assert res["partial_success"] is True
+        by_name = {t["name"]: t for t in res["targets"]}
+        assert by_name["good"]["outcome"] == "delivered"
+        assert by_name["bad"]["http_status"] == 500
+        assert by_name["bad"]["attempts"] == 2
+
+        code, body = call(api, "POST", "/publish/multiple",
+                          {"alert": alert, "targets": ["nope"]}, TOKEN)
+        assert code == 404 and "error" in json.loads(body), body
+
+        code, body = call(api, "GET", "/targets")
+        assert code == 200 and SECRET not in body, "secret served"
+        code, body = call(api, "GET", "/stats")
+        stats = json.loads(body)
+        assert code == 200 and "good" in stats["targets"], body
+
+        sc.produce(topic, make_alerts(20, prefix="ApiFlow"))
+        wait_until(lambda: sc.fully_committed(topic, group), 60,
+                   "committed")
+        code, metrics = call(api, "GET", "/metrics")
+        assert code == 200 and "herald_consumer_messages_total" in metrics
+        assert SECRET not in metrics and TOKEN not in metrics
+        promtool = shutil.which("promtool")
+        if promtool:
+            p = subprocess.run([promtool, "check", "metrics"],
+                               input=metrics, text=True,
+                               capture_output=True)
+            assert p.returncode == 0, f"promtool: {p.stdout}{p.stderr}"
+            log("promtool check metrics: ok")
+        else:
+            log("promtool not installed: exposition check skipped")
+        with open(f"{sc.dir}/herald.log") as f:
+            logs = f.read()
+        assert SECRET not in logs and TOKEN not in logs, "secret logged"
+        assert sc.stop(h) == 0
+        print("api: 1 passed, 0 failed")
+        return 0
+    finally:
+        sc.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
