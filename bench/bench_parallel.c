@@ -61,8 +61,7 @@ static double cpu_us(void)
 
 static enum MHD_Result srv_handler(void *cls, struct MHD_Connection *c,
                                    const char *url, const char *method,
-                                   const char *version,
-                                   const char *upload_data,
+                                   const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls)
 {
     static int marker;
@@ -213,7 +212,8 @@ static void run_raw(int n, int iters, double *p50)
 {
     CURLM *multi = curl_multi_init();
     CURL *easy[MAX_TARGETS];
-    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: text/plain");
+    struct curl_slist *hdr =
+        curl_slist_append(NULL, "Content-Type: text/plain");
     double *lat = calloc((size_t)iters, sizeof *lat);
     char url[128];
 
@@ -274,11 +274,10 @@ int main(int argc, char **argv)
     memset(&sin, 0, sizeof sin);
     sin.sin_family = AF_INET;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION |
-                             MHD_USE_INTERNAL_POLLING_THREAD,
-                         0, NULL, NULL, srv_handler, NULL,
-                         MHD_OPTION_SOCK_ADDR, &sin,
-                         MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_END);
+    d = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
+        NULL, NULL, srv_handler, NULL, MHD_OPTION_SOCK_ADDR, &sin,
+        MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "cannot start the receiver\n");
         return 1;

@@ -186,3 +186,118 @@ def _read(path):
             return f.read().strip()
     except OSError:
         return None
+
+
+# -- Added for the delivery-contract scenarios (3x_*.py) -------------------
+# Everything below is appended; the functions above keep their signatures.
+
+def dlq_records(topic, dlq_topic=None):
+    """Every record of the dead-letter topic, read by `herald dlq show
+    --json` (assign only: joins no group, commits nothing). Returns a list
+    of dicts {partition, offset, key, value, headers}; [] when the topic
+    does not exist yet."""
+    out = subprocess.run([BIN, "dlq", "show", "--brokers", BROKERS,
+                          "--dlq-topic", dlq_topic or f"{topic}.dlq",
+                          "--json"], capture_output=True, text=True,
+                         errors="surrogateescape", timeout=120)
+    if out.returncode != 0:
+        if "no such topic" in out.stderr.lower() or \
+                "unknown topic" in out.stderr.lower() or \
+                "not found" in out.stderr.lower():
+            return []
+        raise AssertionError(f"herald dlq show failed: {out.stderr}")
+    return [json.loads(line) for line in out.stdout.splitlines()
+            if line.strip()]
+
+
+def dlq_legs(records):
+    """Set of (fingerprint, target) pairs dead-lettered for a target, from
+    dlq_records(); the fingerprint is the record key."""
+    return {(r["key"], r["headers"].get("herald-target"))
+            for r in records if r["headers"].get("herald-target")}
+
+
+def end_offsets(sc, topic, group):
+    """{partition: end offset} of topic."""
+    return {p["partition"]: p["end"]
+            for p in sc.offsets(topic, group)["partitions"]}
+
+
+def committed_offsets(sc, topic, group):
+    """{partition: committed offset (-1 when none)} of topic for group."""
+    return {p["partition"]: p["committed"]
+            for p in sc.offsets(topic, group)["partitions"]}
+
+
+def duplicates(counter):
+    """Deliveries beyond the first, summed over fingerprints."""
+    return sum(n - 1 for n in counter.values() if n > 1)
+
+
+def ledger_records(sc, name):
+    """The raw ledger records of receiver name, oldest first."""
+    path = sc.receivers[name]["ledger"]
+    if not os.path.exists(path):
+        return []
+    return ledger.load([path])
+
+
+def partition_of_key(key, partitions):
+    """Partition librdkafka's default partitioner (consistent_random:
+    CRC32 of the key modulo the count) gives a keyed message."""
+    import zlib
+    return zlib.crc32(key.encode()) % partitions
+
+
+def report(name, produced, delivered, dups, in_dlq, lost, extra=""):
+    """Prints a scenario's figures in one block (the issue's Proof)."""
+    log(f"{name} figures: produced {produced}; delivered per target "
+        f"{delivered}; duplicates {dups}; in DLQ {in_dlq}; lost {lost}"
+        + (f"; {extra}" if extra else ""))
+
+
+def broker_restart(timeout=180):
+    """Stops the scenario's broker and starts it again on the same port
+    and state, waiting until it is ready (integration/kafka start waits)."""
+    env = Scenario._kafka_env(None)
+    subprocess.run([KAFKA, "stop"], check=True, env=env,
+                   stdout=subprocess.DEVNULL, timeout=timeout)
+    subprocess.run([KAFKA, "start"], check=True, env=env,
+                   stdout=subprocess.DEVNULL, timeout=timeout)
+
+
+def broker_stop(timeout=120):
+    env = Scenario._kafka_env(None)
+    subprocess.run([KAFKA, "stop"], check=True, env=env,
+                   stdout=subprocess.DEVNULL, timeout=timeout)
+
+
+def broker_start(timeout=180):
+    env = Scenario._kafka_env(None)
+    subprocess.run([KAFKA, "start"], check=True, env=env,
+                   stdout=subprocess.DEVNULL, timeout=timeout)
+
+
+def control_rule(sc, name, spec):
+    """Sets a rule on receiver name at runtime (POST /_control/rule)."""
+    port = sc.receivers[name]["port"]
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/_control/rule",
+                                 data=spec.encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status
+
+
+def log_lines(sc, name):
+    """JSON log lines of the herald started with name (non-JSON skipped)."""
+    path = os.path.join(sc.dir, f"{name}.log")
+    out = []
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+    except OSError:
+        pass
+    return out

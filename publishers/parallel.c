@@ -84,10 +84,10 @@ struct pp_ctx;
 
 typedef struct pp_leg {
     struct pp_ctx *ctx;
-    const target *tgt;  /* Borrowed while the context is open. */
-    char *name;         /* Owned copy, for use after close. */
+    const target *tgt; /* Borrowed while the context is open. */
+    char *name;        /* Owned copy, for use after close. */
     const char *type;
-    breaker *br;        /* Borrowed from pp, NULL when not respected. */
+    breaker *br; /* Borrowed from pp, NULL when not respected. */
     uint64_t seed;
     bool final;
     bool started;
@@ -108,16 +108,16 @@ typedef struct pp_ctx {
     pthread_cond_t cond;
     int refs;
     bool closed;
-    int busy;           /* Callbacks using borrowed data. */
-    size_t n_pending;   /* Selected legs not yet final. */
-    size_t *order;      /* Legs to start, in order. */
+    int busy;         /* Callbacks using borrowed data. */
+    size_t n_pending; /* Selected legs not yet final. */
+    size_t *order;    /* Legs to start, in order. */
     size_t n_order;
     size_t next_start;
-    size_t active;      /* Legs started and not final. */
-    int max_active;     /* 0 = unlimited. */
+    size_t active;       /* Legs started and not final. */
+    int max_active;      /* 0 = unlimited. */
     int64_t deadline_ms; /* Monotonic. */
     bool respect_breakers;
-    const alert *a;     /* Borrowed while open. */
+    const alert *a; /* Borrowed while open. */
     parallel_publisher *pp;
     pp_leg *legs;
     size_t n_legs;
@@ -218,9 +218,9 @@ const char *publish_strategy_name(publish_strategy strategy)
 
 herald_err publish_strategy_parse(const char *name, publish_strategy *out)
 {
-    static const publish_strategy all[] = {
-        PUBLISH_SKIP_UNHEALTHY, PUBLISH_SKIP_UNHEALTHY_AND_DEGRADED,
-        PUBLISH_TO_ALL};
+    static const publish_strategy all[] = {PUBLISH_SKIP_UNHEALTHY,
+                                           PUBLISH_SKIP_UNHEALTHY_AND_DEGRADED,
+                                           PUBLISH_TO_ALL};
     size_t i;
 
     if (!name || !out)
@@ -304,8 +304,7 @@ double publish_result_success_rate(const publish_result *res)
 }
 
 /* Adds key -> string or null. Returns false when out of memory. */
-static bool pp_json_str(struct json_object *o, const char *key,
-                        const char *v)
+static bool pp_json_str(struct json_object *o, const char *key, const char *v)
 {
     struct json_object *s = NULL;
 
@@ -453,26 +452,25 @@ parallel_publisher *parallel_new(const parallel_config *cfg, health *h,
         sizeof pp_publish_buckets / sizeof pp_publish_buckets[0]);
     pp->m_publishes = metrics_family(
         METRIC_COUNTER, "herald_publishes_total",
-        "Publish calls by result: success, partial_success, failure.",
-        "result", NULL, 0);
+        "Publish calls by result: success, partial_success, failure.", "result",
+        NULL, 0);
     pp->m_deliveries = metrics_family(
         METRIC_COUNTER, "herald_target_deliveries_total",
         "Final outcomes of publish legs per target (delivered, failed).",
         "target,outcome", NULL, 0);
-    pp->m_failures = metrics_family(
-        METRIC_COUNTER, "herald_target_failures_total",
-        "Failed publish legs per target by error type.",
-        "target,error_type", NULL, 0);
+    pp->m_failures =
+        metrics_family(METRIC_COUNTER, "herald_target_failures_total",
+                       "Failed publish legs per target by error type.",
+                       "target,error_type", NULL, 0);
     pp->m_skipped = metrics_family(
         METRIC_COUNTER, "herald_target_skipped_total",
-        "Publish legs skipped per target by reason.", "target,reason", NULL,
-        0);
+        "Publish legs skipped per target by reason.", "target,reason", NULL, 0);
     pp->m_http_duration = metrics_family(
         METRIC_HISTOGRAM, "herald_http_request_duration_seconds",
         "Duration of one HTTP attempt per target.", "target", NULL, 0);
-    pp->m_retries = metrics_family(
-        METRIC_COUNTER, "herald_target_retries_total",
-        "Retry attempts per target.", "target", NULL, 0);
+    pp->m_retries =
+        metrics_family(METRIC_COUNTER, "herald_target_retries_total",
+                       "Retry attempts per target.", "target", NULL, 0);
     pp->m_fanout_active = metrics_family(
         METRIC_GAUGE, "herald_fanout_active",
         "Publish legs in flight (started, not final).", "", NULL, 0);
@@ -537,8 +535,7 @@ static bool pp_breaker_cfg_equal(const target_breaker *x,
                                  const target_breaker *y)
 {
     return x->failure_threshold == y->failure_threshold &&
-           x->failure_rate == y->failure_rate &&
-           x->window_ms == y->window_ms &&
+           x->failure_rate == y->failure_rate && x->window_ms == y->window_ms &&
            x->min_requests == y->min_requests &&
            x->open_timeout_ms == y->open_timeout_ms &&
            x->half_open_probes == y->half_open_probes &&
@@ -679,12 +676,11 @@ static void pp_ctx_unref(pp_ctx *ctx)
 }
 
 /* Ends a leg as failed with error text and type (leg owner only). */
-static void pp_leg_fail(pp_leg *leg, const char *error_type,
-                        const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void pp_leg_fail(pp_leg *leg, const char *error_type, const char *fmt,
+                        ...) __attribute__((format(printf, 3, 4)));
 
-static void pp_leg_fail(pp_leg *leg, const char *error_type,
-                        const char *fmt, ...)
+static void pp_leg_fail(pp_leg *leg, const char *error_type, const char *fmt,
+                        ...)
 {
     va_list ap;
 
@@ -725,8 +721,7 @@ static bool pp_leg_submit(pp_ctx *ctx, pp_leg *leg, int64_t not_before_ms)
         pp_leg_fail(leg, "build", "target type has no request builder");
         goto out;
     }
-    err = tgt->plugin->build_request(tgt, ctx->a, &req, errstr,
-                                     sizeof errstr);
+    err = tgt->plugin->build_request(tgt, ctx->a, &req, errstr, sizeof errstr);
     if (err == HERALD_OK)
         err = target_request_apply_common(tgt, &req);
     if (err != HERALD_OK) {
@@ -797,8 +792,10 @@ static void pp_leg_report(pp_ctx *ctx, pp_leg *leg)
     switch (leg->outcome) {
     case PUBLISH_OUTCOME_DELIVERED:
         metrics_add(pp->m_deliveries, 1, leg->name, "delivered");
-        LOG_DEBUG(PP_COMPONENT, &f, "delivered after %d attempt(s), "
-                  "status %ld", leg->attempts, leg->http_status);
+        LOG_DEBUG(PP_COMPONENT, &f,
+                  "delivered after %d attempt(s), "
+                  "status %ld",
+                  leg->attempts, leg->http_status);
         break;
     case PUBLISH_OUTCOME_FAILED:
         metrics_add(pp->m_deliveries, 1, leg->name, "failed");
@@ -837,8 +834,7 @@ static void pp_start_waiting(pp_ctx *ctx)
 
         pthread_mutex_lock(&ctx->lock);
         if (ctx->closed || ctx->next_start >= ctx->n_order ||
-            (ctx->max_active > 0 &&
-             ctx->active >= (size_t)ctx->max_active)) {
+            (ctx->max_active > 0 && ctx->active >= (size_t)ctx->max_active)) {
             pthread_mutex_unlock(&ctx->lock);
             return;
         }
@@ -882,8 +878,7 @@ static void pp_on_done(void *opaque, const http_response *resp)
         ctx->busy++;
     pthread_mutex_unlock(&ctx->lock);
 
-    metrics_observe(pp->m_http_duration, resp->duration_ms / 1000.0,
-                    leg->name);
+    metrics_observe(pp->m_http_duration, resp->duration_ms / 1000.0, leg->name);
     if (late) {
         /* The caller has returned: its alert and targets may be gone.
          * Judge by the status alone, for the breaker and health. */
@@ -927,14 +922,13 @@ static void pp_on_done(void *opaque, const http_response *resp)
         if (out.verdict == DELIVERY_RETRY &&
             resp->transport_error != TRANSPORT_ERR_CANCELLED &&
             leg->attempts < (rp->max_attempts > 0 ? rp->max_attempts : 1)) {
-            delay = out.retry_after_ms >= 0
-                        ? out.retry_after_ms
-                        : backoff_delay_ms(leg->attempts,
-                                           rp->initial_backoff_ms,
-                                           rp->max_backoff_ms, &leg->seed);
+            delay =
+                out.retry_after_ms >= 0
+                    ? out.retry_after_ms
+                    : backoff_delay_ms(leg->attempts, rp->initial_backoff_ms,
+                                       rp->max_backoff_ms, &leg->seed);
             retry = (rp->max_elapsed_ms <= 0 ||
-                     now + delay - leg->first_mono_ms <=
-                         rp->max_elapsed_ms) &&
+                     now + delay - leg->first_mono_ms <= rp->max_elapsed_ms) &&
                     now + delay < ctx->deadline_ms;
         }
         if (retry && pp_leg_submit(ctx, leg, now + delay)) {
@@ -1015,8 +1009,7 @@ static herald_err pp_fill_result(pp_ctx *ctx, publish_result *res,
     size_t i;
     bool health_skip = false;
 
-    res->targets = calloc(ctx->n_legs ? ctx->n_legs : 1,
-                          sizeof *res->targets);
+    res->targets = calloc(ctx->n_legs ? ctx->n_legs : 1, sizeof *res->targets);
     if (!res->targets)
         return HERALD_ERR_NOMEM;
     res->n_targets = ctx->n_legs;
@@ -1075,14 +1068,13 @@ static void pp_report_call(parallel_publisher *pp, const alert *a,
         result = "partial_success";
     else
         result = "failure";
-    metrics_observe(pp->m_publish_duration, res->duration_ms / 1000.0,
-                    result);
+    metrics_observe(pp->m_publish_duration, res->duration_ms / 1000.0, result);
     metrics_add(pp->m_publishes, 1, result);
     if (res->partial_success) {
         LOG_WARN(PP_COMPONENT, &f,
                  "partial success: %zu of %zu delivered, %zu failed, %zu "
-                 "skipped", res->succeeded, res->total, res->failed,
-                 res->skipped);
+                 "skipped",
+                 res->succeeded, res->total, res->failed, res->skipped);
     } else if (err != HERALD_OK && res->total > 0) {
         if (log_enabled(LOG_LEVEL_ERROR)) {
             for (i = 0; i < res->n_targets; i++) {
@@ -1093,24 +1085,23 @@ static void pp_report_call(parallel_publisher *pp, const alert *a,
                     continue;
                 snprintf(key, sizeof key, "publish:%s:%s", tr->name,
                          tr->error_type ? tr->error_type : "other");
-                log_write_limited(LOG_LEVEL_ERROR, PP_COMPONENT,
-                                  &(log_fields){tr->name, NULL, -1, -1,
-                                                f.fingerprint},
-                                  key, PP_LOG_LIMIT_MS,
-                                  "delivery failed after %d attempt(s): %s",
-                                  tr->attempts, tr->error);
+                log_write_limited(
+                    LOG_LEVEL_ERROR, PP_COMPONENT,
+                    &(log_fields){tr->name, NULL, -1, -1, f.fingerprint}, key,
+                    PP_LOG_LIMIT_MS, "delivery failed after %d attempt(s): %s",
+                    tr->attempts, tr->error);
             }
         }
-        LOG_ERROR(PP_COMPONENT, &f, "publish failed: %s (%zu failed, %zu "
-                  "skipped of %zu)", herald_err2str(err), res->failed,
-                  res->skipped, res->total);
+        LOG_ERROR(PP_COMPONENT, &f,
+                  "publish failed: %s (%zu failed, %zu "
+                  "skipped of %zu)",
+                  herald_err2str(err), res->failed, res->skipped, res->total);
     }
 }
 
 static herald_err pp_publish(parallel_publisher *pp, pp_mode mode,
-                             const alert *a, target *const *targets,
-                             size_t n, const publish_opts *opts_in,
-                             publish_result *res)
+                             const alert *a, target *const *targets, size_t n,
+                             const publish_opts *opts_in, publish_result *res)
 {
     publish_opts def;
     const publish_opts *opts = opts_in;

@@ -163,17 +163,17 @@ typedef enum publish_strategy {
 
 /* Options of one publish call. Caller-allocated; publish_opts_default(). */
 typedef struct publish_opts {
-    int64_t deadline_ms;       /* Whole call, ms, > 0 (default 30000). */
-    publish_strategy strategy; /* publish_to_healthy only. */
-    bool respect_breakers;     /* Ask breakers (default true). */
+    int64_t deadline_ms;        /* Whole call, ms, > 0 (default 30000). */
+    publish_strategy strategy;  /* publish_to_healthy only. */
+    bool respect_breakers;      /* Ask breakers (default true). */
     int max_concurrent_targets; /* Legs in flight at once, 0 = all
                                    (default 0); 1 = one after another. */
-    const atomic_bool *cancel; /* Borrowed for the call; when it becomes
-                                  true the call returns within ~10 ms
-                                  with HERALD_ERR_CANCELLED (unless a
-                                  target already delivered); when it is
-                                  true at the start nothing is sent.
-                                  May be NULL. */
+    const atomic_bool *cancel;  /* Borrowed for the call; when it becomes
+                                   true the call returns within ~10 ms
+                                   with HERALD_ERR_CANCELLED (unless a
+                                   target already delivered); when it is
+                                   true at the start nothing is sent.
+                                   May be NULL. */
 } publish_opts;
 
 /* Longest deadline accepted by publish_opts_validate, ms (1 hour). */
@@ -212,12 +212,12 @@ typedef enum publish_outcome {
 
 /* Why a leg was skipped. */
 typedef enum publish_skip_reason {
-    PUBLISH_REASON_NONE = 0,         /* "" (not skipped) */
-    PUBLISH_REASON_DISABLED = 1,     /* "disabled" */
-    PUBLISH_REASON_FILTERED = 2,     /* "filtered" (matchers) */
-    PUBLISH_REASON_UNHEALTHY = 3,    /* "unhealthy" */
-    PUBLISH_REASON_DEGRADED = 4,     /* "degraded" */
-    PUBLISH_REASON_CIRCUIT_OPEN = 5  /* "circuit_open" */
+    PUBLISH_REASON_NONE = 0,        /* "" (not skipped) */
+    PUBLISH_REASON_DISABLED = 1,    /* "disabled" */
+    PUBLISH_REASON_FILTERED = 2,    /* "filtered" (matchers) */
+    PUBLISH_REASON_UNHEALTHY = 3,   /* "unhealthy" */
+    PUBLISH_REASON_DEGRADED = 4,    /* "degraded" */
+    PUBLISH_REASON_CIRCUIT_OPEN = 5 /* "circuit_open" */
 } publish_skip_reason;
 
 /* "delivered", "failed", "skipped"; "unknown" otherwise. Static. */
@@ -228,18 +228,18 @@ const char *publish_skip_reason_name(publish_skip_reason reason);
 
 /* What happened to one target. Owned by the publish_result. */
 typedef struct publish_target_result {
-    char *name;         /* Target name (owned copy). */
-    const char *type;   /* Plugin name ("webhook"); static. */
+    char *name;       /* Target name (owned copy). */
+    const char *type; /* Plugin name ("webhook"); static. */
     publish_outcome outcome;
-    long http_status;   /* Last HTTP status, 0 when no response came. */
-    char error[256];    /* Why the last attempt failed; "" if delivered
-                           or skipped. Never holds a URL or secret. */
+    long http_status;       /* Last HTTP status, 0 when no response came. */
+    char error[256];        /* Why the last attempt failed; "" if delivered
+                               or skipped. Never holds a URL or secret. */
     const char *error_type; /* Static metric label ("http_5xx", "timeout",
                                "deadline", "cancelled", "build",
                                "circuit_open", ...), NULL when delivered
                                or skipped. */
-    int attempts;       /* Attempts sent (0 when skipped). */
-    double duration_ms; /* From the leg's first attempt to its outcome. */
+    int attempts;           /* Attempts sent (0 when skipped). */
+    double duration_ms;     /* From the leg's first attempt to its outcome. */
     publish_skip_reason skip_reason; /* NONE unless skipped. */
     int64_t first_attempt_ms; /* Wall clock, ms since the epoch; 0 if none. */
     int64_t last_attempt_ms;  /* Wall clock, ms since the epoch; 0 if none. */
@@ -251,13 +251,13 @@ typedef struct publish_target_result {
  * Invariant: total == succeeded + failed + skipped == n_targets.
  */
 typedef struct publish_result {
-    size_t total;     /* Targets given to the call. */
-    size_t succeeded; /* Delivered. */
-    size_t failed;    /* Attempted and not delivered (incl. deadline). */
-    size_t skipped;   /* Not attempted (see skip_reason). */
-    double duration_ms; /* Wall time of the whole call. */
+    size_t total;         /* Targets given to the call. */
+    size_t succeeded;     /* Delivered. */
+    size_t failed;        /* Attempted and not delivered (incl. deadline). */
+    size_t skipped;       /* Not attempted (see skip_reason). */
+    double duration_ms;   /* Wall time of the whole call. */
     bool partial_success; /* succeeded > 0 and failed > 0. */
-    herald_err err;   /* What the call returned. */
+    herald_err err;       /* What the call returned. */
     publish_target_result *targets; /* Owned, n_targets entries, in the
                                        order of the targets given. */
     size_t n_targets;
@@ -320,8 +320,7 @@ struct json_object *publish_result_to_json(const publish_result *res);
  */
 herald_err publish_to_multiple(parallel_publisher *pp, const alert *a,
                                target *const *targets, size_t n,
-                               const publish_opts *opts,
-                               publish_result *res);
+                               const publish_opts *opts, publish_result *res);
 
 /* Publishes to every enabled, matching target of the list. As above. */
 herald_err publish_to_all(parallel_publisher *pp, const alert *a,

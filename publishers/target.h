@@ -63,10 +63,10 @@ typedef struct target_retry {
 } target_retry;
 
 typedef enum target_match_op {
-    TARGET_MATCH_EQ = 0,  /* = */
-    TARGET_MATCH_NE,      /* != */
-    TARGET_MATCH_RE,      /* =~ (anchored, as in Alertmanager) */
-    TARGET_MATCH_NRE      /* !~ (anchored) */
+    TARGET_MATCH_EQ = 0, /* = */
+    TARGET_MATCH_NE,     /* != */
+    TARGET_MATCH_RE,     /* =~ (anchored, as in Alertmanager) */
+    TARGET_MATCH_NRE     /* !~ (anchored) */
 } target_match_op;
 
 /* One Alertmanager-style label matcher. */
@@ -80,24 +80,24 @@ typedef struct target_matcher {
 
 /* Active health probe settings (publishers/health). */
 typedef struct target_health {
-    bool enabled;     /* Probe at all (default true). */
-    char *method;     /* "GET", "HEAD" or "TCP" (default "TCP"). */
-    char *url;        /* Probe URL, or NULL to use the target URL. */
-    int interval_ms;  /* Default 10000. */
-    int timeout_ms;   /* Default 2000. */
+    bool enabled;            /* Probe at all (default true). */
+    char *method;            /* "GET", "HEAD" or "TCP" (default "TCP"). */
+    char *url;               /* Probe URL, or NULL to use the target URL. */
+    int interval_ms;         /* Default 10000. */
+    int timeout_ms;          /* Default 2000. */
     int degraded_latency_ms; /* Slower than this is degraded (1000). */
     int unhealthy_after;     /* Consecutive failures (default 3). */
 } target_health;
 
 /* Circuit breaker settings (publishers/breaker). */
 typedef struct target_breaker {
-    int failure_threshold;  /* Consecutive failures to open (5). */
-    double failure_rate;    /* Open above this rate in the window, 0 off. */
-    int window_ms;          /* Rate window (default 60000). */
-    int min_requests;       /* Requests in the window before rate counts. */
-    int open_timeout_ms;    /* Open -> half-open (default 30000). */
-    int half_open_probes;   /* Concurrent probes in half-open (1). */
-    int success_threshold;  /* Successes in half-open to close (2). */
+    int failure_threshold; /* Consecutive failures to open (5). */
+    double failure_rate;   /* Open above this rate in the window, 0 off. */
+    int window_ms;         /* Rate window (default 60000). */
+    int min_requests;      /* Requests in the window before rate counts. */
+    int open_timeout_ms;   /* Open -> half-open (default 30000). */
+    int half_open_probes;  /* Concurrent probes in half-open (1). */
+    int success_threshold; /* Successes in half-open to close (2). */
 } target_breaker;
 
 /* One configured target. Every pointer is owned by the target. */
@@ -111,9 +111,9 @@ typedef struct target {
     target_auth auth;
     int timeout_ms; /* Per attempt, whole request (default 5000). */
     target_retry retry;
-    int max_concurrency;  /* In-flight requests, retries included (16). */
-    double rate_per_sec;  /* Token bucket rate, 0 = unlimited. */
-    int rate_burst;       /* Token bucket size (default 1). */
+    int max_concurrency;      /* In-flight requests, retries included (16). */
+    double rate_per_sec;      /* Token bucket rate, 0 = unlimited. */
+    int rate_burst;           /* Token bucket size (default 1). */
     target_matcher *matchers; /* All must match. */
     size_t n_matchers;
     bool tls_verify; /* Default true. */
@@ -137,13 +137,13 @@ typedef struct http_request {
 
 /* An HTTP response, or the transport error that replaced it. Borrowed. */
 typedef struct http_response {
-    long status;          /* HTTP status, 0 when no response came. */
-    int transport_error;  /* CURLcode, 0 when a response came. */
-    const char *error;    /* Transport error text, or NULL. */
-    const char *body;     /* Response body (capped), NUL-terminated. */
+    long status;         /* HTTP status, 0 when no response came. */
+    int transport_error; /* CURLcode, 0 when a response came. */
+    const char *error;   /* Transport error text, or NULL. */
+    const char *body;    /* Response body (capped), NUL-terminated. */
     size_t body_len;
     const char *retry_after; /* Retry-After header value, or NULL. */
-    double duration_ms;   /* Time of this attempt. */
+    double duration_ms;      /* Time of this attempt. */
 } http_response;
 
 typedef enum delivery_verdict {
@@ -155,8 +155,8 @@ typedef enum delivery_verdict {
 /* Classification of one attempt. */
 typedef struct delivery_outcome {
     delivery_verdict verdict;
-    int retry_after_ms; /* Server-given delay, -1 when none. */
-    char error[256];    /* Why it failed; "" when delivered. */
+    int retry_after_ms;     /* Server-given delay, -1 when none. */
+    char error[256];        /* Why it failed; "" when delivered. */
     const char *error_type; /* Static metric label: "http_4xx", "http_5xx",
                                "timeout", "connect", "dns", "rate_limited",
                                "body", "other"; NULL when delivered. */
@@ -176,8 +176,8 @@ typedef enum target_key_type {
 typedef struct target_key {
     const char *key;
     target_key_type type;
-    size_t offset;          /* offsetof() in the plugin's type config. */
-    const char *def;        /* Default as text, or NULL. */
+    size_t offset;              /* offsetof() in the plugin's type config. */
+    const char *def;            /* Default as text, or NULL. */
     const char *const *allowed; /* For TARGET_KEY_ENUM. */
     bool required;
     const char *help;
@@ -188,11 +188,12 @@ typedef struct target_key {
  * shared state and may be called from any thread.
  */
 typedef struct target_plugin {
-    const char *name; /* "webhook", "slack", "pagerduty", "rootly" */
+    const char *name;       /* "webhook", "slack", "pagerduty", "rootly" */
     const target_key *keys; /* Per-type keys, terminated by {NULL}. */
     size_t config_size;     /* sizeof the plugin's type config. */
     /* Called after the generic and per-type keys were read: validate and
-     * finish type_config. Errors: HERALD_ERR_CONFIG with errstr. May be NULL. */
+     * finish type_config. Errors: HERALD_ERR_CONFIG with errstr. May be NULL.
+     */
     herald_err (*config_finish)(target *tgt, char *errstr, size_t errstr_size);
     /* Frees what type_config's fields own (not type_config itself, which
      * the loader frees). May be NULL. */
@@ -228,8 +229,7 @@ herald_err target_request_apply_common(const target *tgt, http_request *req);
  * The default classification of STYLE.md 8 (see top of file), including
  * Retry-After parsing (seconds or HTTP-date, capped at 300 s).
  */
-void target_classify_default(const http_response *resp,
-                             delivery_outcome *out);
+void target_classify_default(const http_response *resp, delivery_outcome *out);
 
 /*
  * Classifies with tgt->plugin->classify, or the default when it is NULL.

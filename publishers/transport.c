@@ -106,8 +106,8 @@ typedef struct tp_thread {
     bool stopping;
     /* Owned by the I/O thread. */
     tp_target *targets;
-    tp_req *timers;   /* Sorted by not_before_ms. */
-    tp_req *running;  /* In the multi handle. */
+    tp_req *timers;  /* Sorted by not_before_ms. */
+    tp_req *running; /* In the multi handle. */
     CURL *pool[TP_EASY_POOL_MAX];
     int n_pool;
 } tp_thread;
@@ -283,8 +283,8 @@ static size_t tp_header_cb(char *ptr, size_t size, size_t nitems, void *ud)
     end = ptr + n;
     while (v < end && (*v == ' ' || *v == '\t'))
         v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' ||
-                       end[-1] == ' ' || end[-1] == '\t'))
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
+                       end[-1] == '\t'))
         end--;
     vlen = (size_t)(end - v);
     if (vlen >= sizeof r->retry_after)
@@ -449,14 +449,14 @@ static long tp_dispatch(tp_thread *th)
         while (tt->wait_head) {
             tp_req *r;
 
-            if (tt->max_concurrency > 0 &&
-                tt->in_flight >= tt->max_concurrency)
+            if (tt->max_concurrency > 0 && tt->in_flight >= tt->max_concurrency)
                 break;
             if (tt->rate_per_sec > 0) {
                 tp_refill(tt, now_ns);
                 if (tt->tokens < 1.0) {
-                    long ms = (long)((1.0 - tt->tokens) /
-                                     tt->rate_per_sec * 1000.0) + 1;
+                    long ms =
+                        (long)((1.0 - tt->tokens) / tt->rate_per_sec * 1000.0) +
+                        1;
 
                     if (wait_ms < 0 || ms < wait_ms)
                         wait_ms = ms;
@@ -669,8 +669,8 @@ transport *transport_new(const transport_config *cfg, char *errstr,
     tp->curl_inited = true;
     tp->max_body = cfg->max_response_body;
     tp->max_conns = cfg->max_total_connections;
-    tp->user_agent = strdup(cfg->user_agent ? cfg->user_agent
-                                            : "herald/" HERALD_VERSION);
+    tp->user_agent =
+        strdup(cfg->user_agent ? cfg->user_agent : "herald/" HERALD_VERSION);
     if (!tp->user_agent)
         goto nomem;
     tp->threads = calloc((size_t)cfg->n_threads, sizeof *tp->threads);
@@ -712,9 +712,9 @@ fail:
     return NULL;
 }
 
-herald_err transport_submit(transport *tp, const target *tgt,
-                            http_request *req, int64_t not_before_ms,
-                            transport_done_cb cb, void *opaque)
+herald_err transport_submit(transport *tp, const target *tgt, http_request *req,
+                            int64_t not_before_ms, transport_done_cb cb,
+                            void *opaque)
 {
     return transport_submit_ex(tp, tgt, req, not_before_ms, 0, cb, opaque);
 }
@@ -729,8 +729,8 @@ herald_err transport_submit_ex(transport *tp, const target *tgt,
     herald_err err = HERALD_ERR_NOMEM;
     bool stopping;
 
-    if (!tp || !tgt || !tgt->name || !req || !cb || !req->url ||
-        !req->url[0] || !req->method[0])
+    if (!tp || !tgt || !tgt->name || !req || !cb || !req->url || !req->url[0] ||
+        !req->method[0])
         return HERALD_ERR_INVALID;
     r = calloc(1, sizeof *r);
     if (!r)

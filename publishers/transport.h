@@ -47,13 +47,13 @@ typedef struct transport transport;
 
 /* Settings of a transport; transport_config_default() fills defaults. */
 typedef struct transport_config {
-    int n_threads;            /* I/O threads, 1..64 (default 2). */
-    size_t max_response_body; /* Response body kept, bytes (64 KiB); the
-                                 rest is read and discarded. */
+    int n_threads;              /* I/O threads, 1..64 (default 2). */
+    size_t max_response_body;   /* Response body kept, bytes (64 KiB); the
+                                   rest is read and discarded. */
     long max_total_connections; /* Open connections per I/O thread
                                    (default 256, 0 = libcurl default). */
-    const char *user_agent;   /* Borrowed during transport_new (copied);
-                                 NULL = "herald/<version>". */
+    const char *user_agent;     /* Borrowed during transport_new (copied);
+                                   NULL = "herald/<version>". */
 } transport_config;
 
 /*
@@ -101,9 +101,9 @@ transport *transport_new(const transport_config *cfg, char *errstr,
  * HERALD_ERR_STATE (the transport is being destroyed), HERALD_ERR_NOMEM.
  * Any thread.
  */
-herald_err transport_submit(transport *tp, const target *tgt,
-                            http_request *req, int64_t not_before_ms,
-                            transport_done_cb cb, void *opaque);
+herald_err transport_submit(transport *tp, const target *tgt, http_request *req,
+                            int64_t not_before_ms, transport_done_cb cb,
+                            void *opaque);
 
 /*
  * Like transport_submit(), with the per-attempt timeout given in

@@ -31,7 +31,9 @@ START_TEST(test_fingerprint_vectors)
           {"alertname", "HighCPU"}},
          3,
          "97ac2175406f323f"},
-        {{{"job", "api"}, {"alertname", "Down"}, {"zone", "eu-west-1"},
+        {{{"job", "api"},
+          {"alertname", "Down"},
+          {"zone", "eu-west-1"},
           {"env", "prod"}},
          4,
          "c86d96d5ded27ec3"},
@@ -163,8 +165,8 @@ START_TEST(test_poison_kinds)
         {"{\"alerts\":{}}", ALERT_REASON_WRONG_TYPE, "alerts: expected"},
         {"{\"alerts\":[{\"labels\":{\"a\":1}}]}", ALERT_REASON_WRONG_TYPE,
          "alerts[0].labels.a: expected a string"},
-        {"{\"alerts\":[{\"labels\":{\"a\":\"b\"}},3]}",
-         ALERT_REASON_WRONG_TYPE, "alerts[1]: expected an object"},
+        {"{\"alerts\":[{\"labels\":{\"a\":\"b\"}},3]}", ALERT_REASON_WRONG_TYPE,
+         "alerts[1]: expected an object"},
         {"{\"labels\":{\"a\":\"b\"},\"status\":\"weird\"}",
          ALERT_REASON_WRONG_TYPE, "status"},
         {"{\"labels\":{}}", ALERT_REASON_WRONG_TYPE, "at least one label"},
@@ -182,9 +184,8 @@ START_TEST(test_poison_kinds)
         herald_err e = parse(cases[i].msg, &b, &r, err, sizeof(err));
 
         ck_assert_msg(e != HERALD_OK, "case %zu parsed", i);
-        ck_assert_msg(r == cases[i].reason, "case %zu: reason %s, want %s",
-                      i, alert_reason_name(r),
-                      alert_reason_name(cases[i].reason));
+        ck_assert_msg(r == cases[i].reason, "case %zu: reason %s, want %s", i,
+                      alert_reason_name(r), alert_reason_name(cases[i].reason));
         ck_assert_msg(strstr(err, cases[i].in_err) != NULL,
                       "case %zu: error \"%s\" lacks \"%s\"", i, err,
                       cases[i].in_err);
@@ -206,18 +207,18 @@ START_TEST(test_limits)
 
     alert_limits_default(&lim);
     lim.max_bytes = 10;
-    ck_assert_int_eq(alert_batch_parse(msg, strlen(msg), &lim, &b, &r, err,
-                                       sizeof(err)),
-                     HERALD_ERR_TOO_LARGE);
+    ck_assert_int_eq(
+        alert_batch_parse(msg, strlen(msg), &lim, &b, &r, err, sizeof(err)),
+        HERALD_ERR_TOO_LARGE);
     ck_assert_int_eq(r, ALERT_REASON_OVERSIZE);
 
     alert_limits_default(&lim);
     lim.max_depth = 4;
     /* Depth 5: {"labels":{"a":[[[1]]]}} nests object, object, 3 arrays. */
     snprintf(deep, sizeof(deep), "{\"labels\":{\"a\":[[[1]]]}}");
-    ck_assert_int_eq(alert_batch_parse(deep, strlen(deep), &lim, &b, &r, err,
-                                       sizeof(err)),
-                     HERALD_ERR_PARSE);
+    ck_assert_int_eq(
+        alert_batch_parse(deep, strlen(deep), &lim, &b, &r, err, sizeof(err)),
+        HERALD_ERR_PARSE);
     ck_assert_int_eq(r, ALERT_REASON_TOO_DEEP);
     /* At the limit it parses (and then fails on the type, not depth). */
     lim.max_depth = 5;

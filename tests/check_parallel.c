@@ -78,8 +78,7 @@ static void srv_reset(void)
 
 static enum MHD_Result srv_handler(void *cls, struct MHD_Connection *c,
                                    const char *url, const char *method,
-                                   const char *version,
-                                   const char *upload_data,
+                                   const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls)
 {
     static int marker;
@@ -263,8 +262,7 @@ static void free_target(target *t)
     free(t);
 }
 
-static alert_kv test_labels[] = {{"alertname", "DiskFull"},
-                                 {"team", "web"}};
+static alert_kv test_labels[] = {{"alertname", "DiskFull"}, {"team", "web"}};
 static alert test_alert;
 
 static void init_alert(void)
@@ -326,12 +324,12 @@ static const publish_target_result *find(const publish_result *res,
 }
 
 /* Waits up to 5 s for cond; fails the test when it stays false. */
-#define WAIT_FOR(cond)                                                        \
-    do {                                                                      \
-        long long until_ = mono_ms() + 5000;                                  \
-        while (!(cond) && mono_ms() < until_)                                 \
-            sleep_ms(2);                                                      \
-        ck_assert_msg((cond), "timed out waiting for " #cond);                \
+#define WAIT_FOR(cond)                                                         \
+    do {                                                                       \
+        long long until_ = mono_ms() + 5000;                                   \
+        while (!(cond) && mono_ms() < until_)                                  \
+            sleep_ms(2);                                                       \
+        ck_assert_msg((cond), "timed out waiting for " #cond);                 \
     } while (0)
 
 /* ------------------------------------------------------------------ */
@@ -390,9 +388,8 @@ START_TEST(test_names)
 
     ck_assert_str_eq(publish_strategy_name(PUBLISH_SKIP_UNHEALTHY),
                      "skip_unhealthy");
-    ck_assert_str_eq(
-        publish_strategy_name(PUBLISH_SKIP_UNHEALTHY_AND_DEGRADED),
-        "skip_unhealthy_and_degraded");
+    ck_assert_str_eq(publish_strategy_name(PUBLISH_SKIP_UNHEALTHY_AND_DEGRADED),
+                     "skip_unhealthy_and_degraded");
     ck_assert_str_eq(publish_strategy_name(PUBLISH_TO_ALL), "publish_to_all");
     ck_assert_str_eq(publish_strategy_name((publish_strategy)9), "unknown");
     for (size_t i = 0; i < 3; i++) {
@@ -484,15 +481,15 @@ START_TEST(test_result_json)
     ck_assert(json_object_object_get_ex(o, "targets", &ts));
     ck_assert_int_eq(json_object_array_length(ts), 2);
     v = json_object_array_get_idx(ts, 0);
-    ck_assert_str_eq(
-        json_object_get_string(json_object_object_get(v, "name")), "ok");
+    ck_assert_str_eq(json_object_get_string(json_object_object_get(v, "name")),
+                     "ok");
     ck_assert_str_eq(
         json_object_get_string(json_object_object_get(v, "outcome")),
         "delivered");
     ck_assert_int_eq(
         json_object_get_int(json_object_object_get(v, "http_status")), 200);
-    ck_assert_str_eq(
-        json_object_get_string(json_object_object_get(v, "type")), "test");
+    ck_assert_str_eq(json_object_get_string(json_object_object_get(v, "type")),
+                     "test");
     v = json_object_array_get_idx(ts, 1);
     ck_assert_str_eq(
         json_object_get_string(json_object_object_get(v, "skip_reason")),
@@ -642,17 +639,15 @@ START_TEST(test_invalid_input)
                      HERALD_ERR_INVALID);
     ck_assert_int_eq(res.err, HERALD_ERR_INVALID);
     ck_assert_uint_eq(res.succeeded, 0);
-    ck_assert_int_eq(publish_to_multiple(NULL, &test_alert, tg, ntg, NULL,
-                                         &res),
+    ck_assert_int_eq(
+        publish_to_multiple(NULL, &test_alert, tg, ntg, NULL, &res),
+        HERALD_ERR_INVALID);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, NULL, 2, NULL, &res),
                      HERALD_ERR_INVALID);
-    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, NULL, 2, NULL,
-                                         &res),
-                     HERALD_ERR_INVALID);
-    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, null_list, 1, NULL,
-                                         &res),
-                     HERALD_ERR_INVALID);
-    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, NULL,
-                                         NULL),
+    ck_assert_int_eq(
+        publish_to_multiple(pp, &test_alert, null_list, 1, NULL, &res),
+        HERALD_ERR_INVALID);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, NULL, NULL),
                      HERALD_ERR_INVALID);
     publish_opts_default(&o);
     o.deadline_ms = -5;
@@ -912,11 +907,20 @@ static void publish_all_n(size_t n)
     publish_result_free(&res);
 }
 
-START_TEST(test_all_0) { publish_all_n(0); }
+START_TEST(test_all_0)
+{
+    publish_all_n(0);
+}
 END_TEST
-START_TEST(test_all_1) { publish_all_n(1); }
+START_TEST(test_all_1)
+{
+    publish_all_n(1);
+}
 END_TEST
-START_TEST(test_all_10) { publish_all_n(10); }
+START_TEST(test_all_10)
+{
+    publish_all_n(10);
+}
 END_TEST
 
 START_TEST(test_all_filtered)
@@ -952,18 +956,13 @@ END_TEST
 static void set_health(const char *name, health_status st)
 {
     switch (st) {
-    case HEALTH_HEALTHY:
-        health_record(hm, name, true, 1.0);
-        break;
-    case HEALTH_DEGRADED:
-        health_record(hm, name, true, 1e9);
-        break;
+    case HEALTH_HEALTHY: health_record(hm, name, true, 1.0); break;
+    case HEALTH_DEGRADED: health_record(hm, name, true, 1e9); break;
     case HEALTH_UNHEALTHY:
         for (int i = 0; i < 3; i++)
             health_record(hm, name, false, 1.0);
         break;
-    case HEALTH_UNKNOWN:
-        break;
+    case HEALTH_UNKNOWN: break;
     }
     ck_assert_int_eq(health_get(hm, name), st);
 }
@@ -995,8 +994,7 @@ START_TEST(test_strategy_skip_unhealthy)
     ck_assert_int_eq(find(&res, "unhealthy")->skip_reason,
                      PUBLISH_REASON_UNHEALTHY);
     /* Unknown fails open. */
-    ck_assert_int_eq(find(&res, "unknown")->outcome,
-                     PUBLISH_OUTCOME_DELIVERED);
+    ck_assert_int_eq(find(&res, "unknown")->outcome, PUBLISH_OUTCOME_DELIVERED);
     ck_assert_int_eq(find(&res, "degraded")->outcome,
                      PUBLISH_OUTCOME_DELIVERED);
     publish_result_free(&res);
@@ -1081,8 +1079,7 @@ START_TEST(test_health_monitor_absent_fails_open)
     add("a", "/ok");
     add("b", "/ok");
     publish_result_init(&res);
-    ck_assert_int_eq(publish_to_healthy(bare, &test_alert, tg, ntg, NULL,
-                                        &res),
+    ck_assert_int_eq(publish_to_healthy(bare, &test_alert, tg, ntg, NULL, &res),
                      HERALD_OK);
     ck_assert_uint_eq(res.succeeded, 2);
     publish_result_free(&res);
@@ -1111,9 +1108,9 @@ START_TEST(test_breaker_open_and_mixed)
     add("good", "/ok");
     bad->breaker.failure_threshold = 2;
     bad->breaker.open_timeout_ms = 600000;
-    ck_assert_int_eq(parallel_breaker_state(pp, "bad", herald_now_ms(), &st,
-                                            NULL),
-                     HERALD_ERR_NOT_FOUND);
+    ck_assert_int_eq(
+        parallel_breaker_state(pp, "bad", herald_now_ms(), &st, NULL),
+        HERALD_ERR_NOT_FOUND);
     for (int i = 0; i < 2; i++) {
         publish_result_init(&res);
         ck_assert_int_eq(
@@ -1122,14 +1119,14 @@ START_TEST(test_breaker_open_and_mixed)
         ck_assert_int_eq(find(&res, "bad")->outcome, PUBLISH_OUTCOME_FAILED);
         publish_result_free(&res);
     }
-    ck_assert_int_eq(parallel_breaker_state(pp, "bad", herald_now_ms(), &st,
-                                            &transitions),
-                     HERALD_OK);
+    ck_assert_int_eq(
+        parallel_breaker_state(pp, "bad", herald_now_ms(), &st, &transitions),
+        HERALD_OK);
     ck_assert_int_eq(st, BREAKER_OPEN);
     ck_assert_uint_ge(transitions, 1);
-    ck_assert_int_eq(parallel_breaker_state(pp, "good", herald_now_ms(), &st,
-                                            NULL),
-                     HERALD_OK);
+    ck_assert_int_eq(
+        parallel_breaker_state(pp, "good", herald_now_ms(), &st, NULL),
+        HERALD_OK);
     ck_assert_int_eq(st, BREAKER_CLOSED);
 
     /* Open: skipped circuit_open, never sent; the other target delivers. */
@@ -1157,9 +1154,8 @@ START_TEST(test_breaker_open_and_mixed)
         publish_opts_default(&o);
         o.respect_breakers = false;
         publish_result_init(&res);
-        ck_assert_int_eq(
-            publish_to_multiple(pp, &test_alert, tg, 1, &o, &res),
-            HERALD_ERR_ALL_FAILED);
+        ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, 1, &o, &res),
+                         HERALD_ERR_ALL_FAILED);
         ck_assert_int_eq(atomic_load(&srv.count[P_FAIL]), 3);
         publish_result_free(&res);
     }
@@ -1181,12 +1177,12 @@ START_TEST(test_breaker_half_open)
     ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, NULL, &res),
                      HERALD_ERR_ALL_FAILED);
     publish_result_free(&res);
-    ck_assert_int_eq(parallel_breaker_state(pp, "flaky", herald_now_ms(), &st,
-                                            NULL),
-                     HERALD_OK);
+    ck_assert_int_eq(
+        parallel_breaker_state(pp, "flaky", herald_now_ms(), &st, NULL),
+        HERALD_OK);
     ck_assert_int_eq(st, BREAKER_OPEN);
-    WAIT_FOR(parallel_breaker_state(pp, "flaky", herald_now_ms(), &st,
-                                    NULL) == HERALD_OK &&
+    WAIT_FOR(parallel_breaker_state(pp, "flaky", herald_now_ms(), &st, NULL) ==
+                 HERALD_OK &&
              st == BREAKER_HALF_OPEN);
     /* Half-open lets the probe through; its success closes the breaker. */
     publish_result_init(&res);
@@ -1194,9 +1190,9 @@ START_TEST(test_breaker_half_open)
                      HERALD_OK);
     ck_assert_int_eq(res.targets[0].attempts, 1);
     publish_result_free(&res);
-    ck_assert_int_eq(parallel_breaker_state(pp, "flaky", herald_now_ms(), &st,
-                                            NULL),
-                     HERALD_OK);
+    ck_assert_int_eq(
+        parallel_breaker_state(pp, "flaky", herald_now_ms(), &st, NULL),
+        HERALD_OK);
     ck_assert_int_eq(st, BREAKER_CLOSED);
     ck_assert_int_eq(atomic_load(&srv.count[P_FLAKY]), 2);
 }

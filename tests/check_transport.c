@@ -67,8 +67,7 @@ static void srv_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
 
 static enum MHD_Result srv_handler(void *cls, struct MHD_Connection *c,
                                    const char *url, const char *method,
-                                   const char *version,
-                                   const char *upload_data,
+                                   const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls)
 {
     static int marker;
@@ -190,12 +189,12 @@ static void rec_cb(void *opaque, const http_response *resp)
     atomic_store(&r->done, true);
 }
 
-#define WAIT_FOR(cond)                                                        \
-    do {                                                                      \
-        long long until_ = mono_ms() + 5000;                                  \
-        while (!(cond) && mono_ms() < until_)                                 \
-            sleep_ms(1);                                                      \
-        ck_assert_msg((cond), "timed out waiting for " #cond);                \
+#define WAIT_FOR(cond)                                                         \
+    do {                                                                       \
+        long long until_ = mono_ms() + 5000;                                   \
+        while (!(cond) && mono_ms() < until_)                                  \
+            sleep_ms(1);                                                       \
+        ck_assert_msg((cond), "timed out waiting for " #cond);                 \
     } while (0)
 
 static transport *tp;

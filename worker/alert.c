@@ -24,13 +24,13 @@
 #define FNV64_PRIME 1099511628211ULL
 
 static const char *const alert_reason_names[] = {
-    "none",      "null_value", "oversize",   "not_utf8", "not_json",
-    "truncated_json", "too_deep", "wrong_type", "no_alerts"};
+    "none",           "null_value", "oversize",   "not_utf8", "not_json",
+    "truncated_json", "too_deep",   "wrong_type", "no_alerts"};
 
 const char *alert_reason_name(alert_reason reason)
 {
-    if ((size_t)reason >= sizeof(alert_reason_names) /
-                              sizeof(alert_reason_names[0]))
+    if ((size_t)reason >=
+        sizeof(alert_reason_names) / sizeof(alert_reason_names[0]))
         return "unknown";
     return alert_reason_names[reason];
 }
@@ -90,8 +90,7 @@ static int kv_cmp(const void *x, const void *y)
     return strcmp(a->name, b->name);
 }
 
-void alert_fingerprint(const alert_kvs *labels,
-                       char out[ALERT_FINGERPRINT_LEN])
+void alert_fingerprint(const alert_kvs *labels, char out[ALERT_FINGERPRINT_LEN])
 {
     uint64_t h = FNV64_OFFSET;
     const alert_kv **sorted = NULL;
@@ -171,8 +170,7 @@ static const char *json_type_label(json_object *o)
 
 /* Copies an optional string member; a present non-string is an error. */
 static herald_err get_opt_string(parse_ctx *ctx, json_object *obj,
-                                 const char *key, const char *path,
-                                 char **out)
+                                 const char *key, const char *path, char **out)
 {
     json_object *v;
 
@@ -232,8 +230,8 @@ static herald_err get_kvs(parse_ctx *ctx, json_object *obj, const char *key,
             out->n = i;
             kvs_free(out);
             return parse_fail(ctx, ALERT_REASON_WRONG_TYPE,
-                              "%s%s.%s: expected a string, got %s", path,
-                              key, name, json_type_label(val));
+                              "%s%s.%s: expected a string, got %s", path, key,
+                              name, json_type_label(val));
         }
         out->items[i].name = strdup(name);
         out->items[i].value = strdup(json_object_get_string(val));
@@ -248,8 +246,8 @@ static herald_err get_kvs(parse_ctx *ctx, json_object *obj, const char *key,
     return HERALD_OK;
 }
 
-static herald_err get_status(parse_ctx *ctx, json_object *obj,
-                             const char *path, alert_status *out)
+static herald_err get_status(parse_ctx *ctx, json_object *obj, const char *path,
+                             alert_status *out)
 {
     json_object *v;
     const char *s;
@@ -344,18 +342,15 @@ static herald_err parse_am_alert(parse_ctx *ctx, json_object *obj,
         err = get_kvs(ctx, obj, "labels", path, true, &a->labels);
     if (!err && a->labels.n == 0)
         err = parse_fail(ctx, ALERT_REASON_WRONG_TYPE,
-                         "%slabels: an alert needs at least one label",
-                         path);
+                         "%slabels: an alert needs at least one label", path);
     if (!err)
-        err = get_kvs(ctx, obj, "annotations", path, false,
-                      &a->annotations);
+        err = get_kvs(ctx, obj, "annotations", path, false, &a->annotations);
     if (!err)
         err = get_opt_string(ctx, obj, "startsAt", path, &a->starts_at);
     if (!err)
         err = get_opt_string(ctx, obj, "endsAt", path, &a->ends_at);
     if (!err)
-        err = get_opt_string(ctx, obj, "generatorURL", path,
-                             &a->generator_url);
+        err = get_opt_string(ctx, obj, "generatorURL", path, &a->generator_url);
     if (!err)
         err = get_opt_string(ctx, obj, "fingerprint", path, &fp);
     if (!err)
@@ -366,8 +361,7 @@ static herald_err parse_am_alert(parse_ctx *ctx, json_object *obj,
 }
 
 /* Form 3: {"alert": {snake_case...}, "classification": {...}}. */
-static herald_err parse_enriched(parse_ctx *ctx, json_object *root,
-                                 alert *a)
+static herald_err parse_enriched(parse_ctx *ctx, json_object *root, alert *a)
 {
     json_object *obj;
     json_object *cls;
@@ -385,8 +379,8 @@ static herald_err parse_enriched(parse_ctx *ctx, json_object *root,
     if (!err)
         err = get_kvs(ctx, obj, "labels", "alert.", false, &a->labels);
     if (!err)
-        err = get_kvs(ctx, obj, "annotations", "alert.", false,
-                      &a->annotations);
+        err =
+            get_kvs(ctx, obj, "annotations", "alert.", false, &a->annotations);
     if (!err)
         err = get_opt_string(ctx, obj, "starts_at", "alert.", &a->starts_at);
     if (!err)
@@ -400,8 +394,8 @@ static herald_err parse_enriched(parse_ctx *ctx, json_object *root,
         err = get_opt_string(ctx, obj, "fingerprint", "alert.", &fp);
     if (!err && name && !alert_kvs_get(&a->labels, "alertname")) {
         /* alert_name stands for the alertname label when that is absent. */
-        alert_kv *items = realloc(a->labels.items,
-                                  (a->labels.n + 1) * sizeof(*items));
+        alert_kv *items =
+            realloc(a->labels.items, (a->labels.n + 1) * sizeof(*items));
 
         if (!items) {
             err = HERALD_ERR_NOMEM;
@@ -433,11 +427,9 @@ static herald_err parse_enriched(parse_ctx *ctx, json_object *root,
             err = get_opt_string(ctx, cls, "severity", "classification.",
                                  &a->classification_severity);
             if (!err)
-                err = get_opt_string(ctx, cls, "reasoning",
-                                     "classification.",
+                err = get_opt_string(ctx, cls, "reasoning", "classification.",
                                      &a->classification_reasoning);
-            if (!err && json_object_object_get_ex(cls, "confidence", &v) &&
-                v) {
+            if (!err && json_object_object_get_ex(cls, "confidence", &v) && v) {
                 if (json_object_is_type(v, json_type_double) ||
                     json_object_is_type(v, json_type_int))
                     a->classification_confidence = json_object_get_double(v);
@@ -467,8 +459,7 @@ static herald_err copy_group(const alert_batch *batch, alert *a)
 {
     if (batch->receiver && !(a->receiver = strdup(batch->receiver)))
         return HERALD_ERR_NOMEM;
-    if (batch->external_url &&
-        !(a->external_url = strdup(batch->external_url)))
+    if (batch->external_url && !(a->external_url = strdup(batch->external_url)))
         return HERALD_ERR_NOMEM;
     if (batch->group_key && !(a->group_key = strdup(batch->group_key)))
         return HERALD_ERR_NOMEM;
@@ -501,14 +492,14 @@ static herald_err parse_webhook(parse_ctx *ctx, json_object *root,
                           "alerts: the array is empty");
     if (n > lim->max_alerts)
         return parse_fail(ctx, ALERT_REASON_OVERSIZE,
-                          "alerts: %zu alerts, more than the limit of %zu",
-                          n, lim->max_alerts);
+                          "alerts: %zu alerts, more than the limit of %zu", n,
+                          lim->max_alerts);
     err = get_opt_string(ctx, root, "receiver", "", &batch->receiver);
     if (!err)
         err = get_status(ctx, root, "", &batch->status);
     if (!err)
-        err = get_kvs(ctx, root, "groupLabels", "", false,
-                      &batch->group_labels);
+        err =
+            get_kvs(ctx, root, "groupLabels", "", false, &batch->group_labels);
     if (!err)
         err = get_kvs(ctx, root, "commonLabels", "", false,
                       &batch->common_labels);
@@ -516,8 +507,8 @@ static herald_err parse_webhook(parse_ctx *ctx, json_object *root,
         err = get_kvs(ctx, root, "commonAnnotations", "", false,
                       &batch->common_annotations);
     if (!err)
-        err = get_opt_string(ctx, root, "externalURL", "",
-                             &batch->external_url);
+        err =
+            get_opt_string(ctx, root, "externalURL", "", &batch->external_url);
     if (!err)
         err = get_opt_string(ctx, root, "groupKey", "", &batch->group_key);
     if (!err && json_object_object_get_ex(root, "truncatedAlerts", &v) && v) {
@@ -619,8 +610,8 @@ herald_err alert_batch_parse(const char *data, size_t len,
     }
     if (len > lim.max_bytes) {
         err = parse_fail(&ctx, ALERT_REASON_OVERSIZE,
-                         "message: %zu bytes, more than the limit of %zu",
-                         len, lim.max_bytes);
+                         "message: %zu bytes, more than the limit of %zu", len,
+                         lim.max_bytes);
         goto done;
     }
     if (len > (size_t)INT32_MAX) {
@@ -633,8 +624,8 @@ herald_err alert_batch_parse(const char *data, size_t len,
         err = HERALD_ERR_NOMEM;
         goto done;
     }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-                                    JSON_TOKENER_VALIDATE_UTF8);
+    json_tokener_set_flags(tok,
+                           JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     root = json_tokener_parse_ex(tok, data, (int)len);
     jerr = json_tokener_get_error(tok);
     if (jerr == json_tokener_continue && len > 0) {
@@ -647,11 +638,10 @@ herald_err alert_batch_parse(const char *data, size_t len,
             jerr = json_tokener_continue;
     }
     if (jerr == json_tokener_continue || (len == 0 && !root)) {
-        err = parse_fail(&ctx,
-                         len == 0 ? ALERT_REASON_NOT_JSON
-                                  : ALERT_REASON_TRUNCATED,
-                         "message: %s JSON at byte %zu",
-                         len == 0 ? "empty" : "truncated", len);
+        err = parse_fail(
+            &ctx, len == 0 ? ALERT_REASON_NOT_JSON : ALERT_REASON_TRUNCATED,
+            "message: %s JSON at byte %zu", len == 0 ? "empty" : "truncated",
+            len);
         goto done;
     }
     if (jerr != json_tokener_success) {
@@ -664,8 +654,7 @@ herald_err alert_batch_parse(const char *data, size_t len,
             r = ALERT_REASON_NOT_UTF8;
         err = parse_fail(&ctx, r, "message: %s at byte %zu%s",
                          json_tokener_error_desc(jerr), at,
-                         r == ALERT_REASON_TOO_DEEP ? " (nesting limit)"
-                                                    : "");
+                         r == ALERT_REASON_TOO_DEEP ? " (nesting limit)" : "");
         goto done;
     }
     if (!consumed_all && json_tokener_get_parse_end(tok) < len) {

@@ -65,7 +65,7 @@ typedef struct alert {
     char *external_url; /* Or NULL. */
     char *group_key;    /* Or NULL. */
     /* Classification of form 3; severity also falls back to labels. */
-    char *classification_severity; /* Or NULL. */
+    char *classification_severity;    /* Or NULL. */
     double classification_confidence; /* -1 when absent. */
     char *classification_reasoning;   /* Or NULL. */
     /* The alert object as compact JSON (for "raw" formats). Owned. */
@@ -90,9 +90,9 @@ typedef struct alert_batch {
 
 /* Limits applied while parsing; alert_limits_default() fills defaults. */
 typedef struct alert_limits {
-    size_t max_bytes;   /* Largest message value, bytes (default 1 MiB). */
-    int max_depth;      /* Deepest JSON nesting (default 32). */
-    size_t max_alerts;  /* Most alerts in one payload (default 1000). */
+    size_t max_bytes;  /* Largest message value, bytes (default 1 MiB). */
+    int max_depth;     /* Deepest JSON nesting (default 32). */
+    size_t max_alerts; /* Most alerts in one payload (default 1000). */
 } alert_limits;
 
 /*

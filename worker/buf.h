@@ -16,10 +16,10 @@
 #include "worker/err.h"
 
 typedef struct buf {
-    char *data;  /* Owned; NULL until the first append. */
-    size_t len;  /* Bytes used, without the trailing NUL. */
-    size_t cap;  /* Bytes allocated. */
-    size_t max;  /* Hard cap on len, in bytes. */
+    char *data; /* Owned; NULL until the first append. */
+    size_t len; /* Bytes used, without the trailing NUL. */
+    size_t cap; /* Bytes allocated. */
+    size_t max; /* Hard cap on len, in bytes. */
 } buf;
 
 /* Initialises an empty buffer that may hold at most max bytes. */

@@ -15,9 +15,9 @@
  * Output with --json: one JSON object per line and record,
  *   {"partition": P, "offset": O, "key": "..."|null,
  *    "value": "..."|null, "headers": {"herald-reason": "...", ...}}
- * where key, value and header values are the bytes as text (invalid
- * UTF-8 is kept byte for byte by json-c's escaping of control bytes; use
- * the headers for exact fields). Without --json: one line per record,
+ * where key, value and header values are the bytes as JSON strings: valid
+ * UTF-8 as is, every byte that is not part of valid UTF-8 as \u00XX (so
+ * the byte value can be recovered), null for a null key or value. Without --json: one line per record,
  * "P:O reason=... target=... source=TOPIC/P/O error=...".
  * Then, on stderr, "dlq show TOPIC: N records".
  * Exit status: 0 done, 1 a Kafka error, 2 usage error.

@@ -38,8 +38,8 @@ struct log_limit_slot {
 static pthread_mutex_t log_limit_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct log_limit_slot log_limit_slots[LOG_LIMIT_SLOTS];
 
-static const char *const log_level_names[] = {"debug", "info", "warn",
-                                              "error", "off"};
+static const char *const log_level_names[] = {"debug", "info", "warn", "error",
+                                              "off"};
 
 void log_init(log_level level, log_format format)
 {
@@ -57,8 +57,7 @@ void log_set_level(log_level level)
 
 bool log_enabled(log_level level)
 {
-    return (int)level >= atomic_load(&log_min_level) &&
-           level != LOG_LEVEL_OFF;
+    return (int)level >= atomic_load(&log_min_level) && level != LOG_LEVEL_OFF;
 }
 
 int log_level_parse(const char *name, log_level *out)
@@ -105,15 +104,16 @@ static void log_json_str(buf *b, const char *key, const char *val)
 {
     json_object *s = json_object_new_string(val);
 
-    buf_appendf(b, ",\"%s\":%s", key,
-                json_object_to_json_string_ext(s, JSON_C_TO_STRING_PLAIN |
-                                                      JSON_C_TO_STRING_NOSLASHESCAPE));
+    buf_appendf(
+        b, ",\"%s\":%s", key,
+        json_object_to_json_string_ext(s, JSON_C_TO_STRING_PLAIN |
+                                              JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(s);
 }
 
 static void log_emit(log_level level, const char *component,
-                     const log_fields *f, uint64_t suppressed,
-                     const char *fmt, va_list ap)
+                     const log_fields *f, uint64_t suppressed, const char *fmt,
+                     va_list ap)
 {
     char ts[80];
     char msg[LOG_LINE_MAX / 2];

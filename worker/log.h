@@ -81,10 +81,10 @@ void log_write_limited(log_level level, const char *component,
                        int64_t interval_ms, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
-#define LOG_AT(lvl, comp, f, ...)                                             \
-    do {                                                                      \
-        if (log_enabled(lvl))                                                 \
-            log_write((lvl), (comp), (f), __VA_ARGS__);                       \
+#define LOG_AT(lvl, comp, f, ...)                                              \
+    do {                                                                       \
+        if (log_enabled(lvl))                                                  \
+            log_write((lvl), (comp), (f), __VA_ARGS__);                        \
     } while (0)
 #define LOG_DEBUG(comp, f, ...) LOG_AT(LOG_LEVEL_DEBUG, comp, f, __VA_ARGS__)
 #define LOG_INFO(comp, f, ...) LOG_AT(LOG_LEVEL_INFO, comp, f, __VA_ARGS__)

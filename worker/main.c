@@ -19,6 +19,7 @@
 
 #include "publishers/targets.h"
 #include "worker/admin.h"
+#include "worker/dlqshow.h"
 #include "worker/groupinfo.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
@@ -58,6 +59,8 @@ static void usage_main(FILE *out)
             "offsets and lag\n"
             "  dlq replay     re-publish records of the dead-letter "
             "topic\n"
+            "  dlq show       print the records of the dead-letter topic "
+            "(no commit)\n"
             "  check-config FILE  validate targets.yaml and print the "
             "effective\n"
             "                 targets (secrets masked)\n"
@@ -447,6 +450,9 @@ int main(int argc, char **argv)
     else if (strcmp(argv[1], "dlq") == 0 && argc > 2 &&
              strcmp(argv[2], "replay") == 0)
         rc = replay_main(argc - 2, argv + 2);
+    else if (strcmp(argv[1], "dlq") == 0 && argc > 2 &&
+             strcmp(argv[2], "show") == 0)
+        rc = dlqshow_main(argc - 2, argv + 2);
     else if (strcmp(argv[1], "check-config") == 0)
         rc = cmd_check_config(argc - 1, argv + 1);
     else {

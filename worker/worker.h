@@ -32,12 +32,12 @@ typedef struct worker_config {
     const char *const *props; /* n_props "key=value" librdkafka properties
                                  (-X), applied after herald's defaults. */
     size_t n_props;
-    int window;          /* Unfinished jobs per partition before it is
-                            paused (default 1000). */
-    int low_watermark;   /* Resume at or below this (default window/2). */
-    int queue_capacity;  /* PublishingQueue capacity, jobs (10000). */
-    int dispatchers;     /* Dispatcher threads (default 32). */
-    int transport_threads; /* HTTP I/O threads (default 2). */
+    int window;             /* Unfinished jobs per partition before it is
+                               paused (default 1000). */
+    int low_watermark;      /* Resume at or below this (default window/2). */
+    int queue_capacity;     /* PublishingQueue capacity, jobs (10000). */
+    int dispatchers;        /* Dispatcher threads (default 32). */
+    int transport_threads;  /* HTTP I/O threads (default 2). */
     int commit_interval_ms; /* Periodic commit (default 1000). */
     int drain_timeout_ms;   /* Shutdown drain deadline (default 30000). */
     int revoke_timeout_ms;  /* Wait for revoked partitions' jobs (10000). */
@@ -45,13 +45,13 @@ typedef struct worker_config {
     int64_t job_max_age_ms; /* Job retry budget by age (default 300000). */
     int job_backoff_initial_ms; /* Job retry backoff (default 1000). */
     int job_backoff_max_ms;     /* Job retry backoff cap (default 30000). */
-    int dlq_timeout_ms;     /* One dead-letter write (default 30000). */
-    alert_limits limits;    /* Message size, depth, alert count. */
-    publish_opts publish;   /* Deadline, health strategy, breakers. */
-    const char *api_listen; /* "127.0.0.1:8080"; NULL or "" = no API. */
-    const char *api_token;  /* Bearer token for POST, or NULL. */
-    int targets_watch_ms;   /* Poll targets.yaml for changes (2000; 0 off). */
-    volatile sig_atomic_t *stop; /* Set by SIGTERM/SIGINT: shut down. */
+    int dlq_timeout_ms;         /* One dead-letter write (default 30000). */
+    alert_limits limits;        /* Message size, depth, alert count. */
+    publish_opts publish;       /* Deadline, health strategy, breakers. */
+    const char *api_listen;     /* "127.0.0.1:8080"; NULL or "" = no API. */
+    const char *api_token;      /* Bearer token for POST, or NULL. */
+    int targets_watch_ms; /* Poll targets.yaml for changes (2000; 0 off). */
+    volatile sig_atomic_t *stop;   /* Set by SIGTERM/SIGINT: shut down. */
     volatile sig_atomic_t *reload; /* Set by SIGHUP: reload targets. */
 } worker_config;
 

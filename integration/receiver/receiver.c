@@ -2,7 +2,8 @@
  * herald-receiver: a real HTTP receiver for the demo, the integration
  * scenarios and the benchmarks. It answers every request according to a
  * table of path-prefix rules (status, delay, headers, body, fail the first
- * N, fail every Nth) and appends one JSON line per request to a ledger
+ * N, fail every Nth; optionally only for request bodies that contain a
+ * text) and appends one JSON line per request to a ledger
  * file, which the scenarios read back with integration/ledger.py.
  *
  * Data flow: libmicrohttpd calls receiver_on_request() several times per
@@ -97,7 +98,7 @@ static const char *const ledger_header_names[] = {
 
 /* Keys a rule spec may use, in the order the help text lists them. */
 static const char *const rule_keys[] = {
-    "status", "delay_ms", "header", "fail_first", "every", "body",
+    "status", "delay_ms", "header", "fail_first", "every", "body", "match",
 };
 
 struct rule {
@@ -105,6 +106,7 @@ struct rule {
     unsigned int status;                   /* 200..599. */
     unsigned long delay_ms;
     char *body;                            /* Owned; NULL means default. */
+    char *match; /* Owned; the request body must contain it. NULL: any. */
     size_t header_count;
     char *header_names[RULE_HEADERS_MAX];  /* Owned. */
     char *header_values[RULE_HEADERS_MAX]; /* Owned. */
@@ -243,6 +245,7 @@ static void rule_destroy(struct rule *rule)
     }
     free(rule->prefix);
     free(rule->body);
+    free(rule->match);
     free(rule);
 }
 
@@ -353,6 +356,17 @@ static int rule_option_parse(struct rule *rule, const char *key,
             errfmt(errstr, errstr_size, "out of memory");
             return -1;
         }
+    } else if (key_len == 5 && strncmp(key, "match", 5) == 0) {
+        if (len == 0) {
+            errfmt(errstr, errstr_size, "match= needs a text");
+            return -1;
+        }
+        free(rule->match);
+        rule->match = strndup_checked(value, len);
+        if (rule->match == NULL) {
+            errfmt(errstr, errstr_size, "out of memory");
+            return -1;
+        }
     } else {
         /* fail_first or every: both are positive counts. */
         if (number_parse(value, len, 1000000000ul, &n) != 0 || n == 0) {
@@ -417,7 +431,7 @@ static int rule_parse(const char *spec, struct rule **rulep, char *errstr,
         if (key_len == 0) {
             errfmt(errstr, errstr_size,
                    "rule for %s: unknown option at \"%s\" (known: status, "
-                   "delay_ms, header, fail_first, every, body)",
+                   "delay_ms, header, fail_first, every, body, match)",
                    rule->prefix, opt);
             goto out;
         }
@@ -438,13 +452,25 @@ out:
     return ret;
 }
 
-/* Adds rule, replacing one with the same prefix. Caller holds rcv->lock. */
+/* True when two rules have the same match text (or both none). */
+static bool rule_same_match(const struct rule *a, const struct rule *b)
+{
+    if (a->match == NULL || b->match == NULL)
+        return a->match == b->match;
+    return strcmp(a->match, b->match) == 0;
+}
+
+/*
+ * Adds rule, replacing one with the same prefix and match text. Caller
+ * holds rcv->lock.
+ */
 static int rules_put(struct receiver *rcv, struct rule *rule)
 {
     size_t i;
 
     for (i = 0; i < rcv->rule_count; i++) {
-        if (strcmp(rcv->rules[i]->prefix, rule->prefix) == 0) {
+        if (strcmp(rcv->rules[i]->prefix, rule->prefix) == 0 &&
+            rule_same_match(rcv->rules[i], rule)) {
             rule_destroy(rcv->rules[i]);
             rcv->rules[i] = rule;
             return 0;
@@ -466,8 +492,13 @@ static void rules_clear(struct receiver *rcv)
     rcv->rule_count = 0;
 }
 
-/* Longest prefix wins. Caller holds rcv->lock. */
-static struct rule *rules_match(struct receiver *rcv, const char *path)
+/*
+ * Longest prefix wins among the rules whose match text (if any) occurs in
+ * the request body; at equal length a rule with a match text wins over
+ * one without. body is NUL-terminated or NULL. Caller holds rcv->lock.
+ */
+static struct rule *rules_match(struct receiver *rcv, const char *path,
+                                const char *body)
 {
     struct rule *best = NULL;
     size_t best_len = 0;
@@ -475,10 +506,16 @@ static struct rule *rules_match(struct receiver *rcv, const char *path)
     size_t i;
 
     for (i = 0; i < rcv->rule_count; i++) {
-        len = strlen(rcv->rules[i]->prefix);
-        if (strncmp(path, rcv->rules[i]->prefix, len) == 0 &&
-            (best == NULL || len > best_len)) {
-            best = rcv->rules[i];
+        struct rule *r = rcv->rules[i];
+
+        if (r->match != NULL &&
+            (body == NULL || strstr(body, r->match) == NULL))
+            continue;
+        len = strlen(r->prefix);
+        if (strncmp(path, r->prefix, len) == 0 &&
+            (best == NULL || len > best_len ||
+             (len == best_len && best->match == NULL && r->match != NULL))) {
+            best = r;
             best_len = len;
         }
     }
@@ -507,7 +544,7 @@ static struct MHD_Response *response_text(const char *text, size_t len,
  * every-th hit. Takes rcv->lock.
  */
 static void rules_decide(struct receiver *rcv, const char *path,
-                         struct answer *ans)
+                         const char *body_in, struct answer *ans)
 {
     struct rule *rule;
     const char *body = "ok";
@@ -519,7 +556,7 @@ static void rules_decide(struct receiver *rcv, const char *path,
     ans->status = MHD_HTTP_OK;
     ans->delay_ms = 0;
     pthread_mutex_lock(&rcv->lock);
-    rule = rules_match(rcv, path);
+    rule = rules_match(rcv, path, body_in);
     if (rule != NULL) {
         rule->hits++;
         if (rule->fail_first == 0 && rule->every == 0)
@@ -859,7 +896,7 @@ static enum MHD_Result request_finish(struct receiver *rcv,
         ans.resp = response_text(too_large, strlen(too_large),
                                  "text/plain; charset=utf-8");
     } else {
-        rules_decide(rcv, path, &ans);
+        rules_decide(rcv, path, req->body.data, &ans);
     }
     if (ans.delay_ms != 0 && !receiver_delay(rcv, ans.delay_ms)) {
         /*
@@ -1031,10 +1068,12 @@ static void usage(FILE *out)
         "  --any-address       allow a non-loopback --listen (containers)\n"
         "  --rule SPEC         /PATH_PREFIX:status=CODE,delay_ms=N,\n"
         "                      header=Name: Value,body=TEXT,fail_first=N,"
-        "every=N\n"
+        "every=N,\n"
+        "                      match=TEXT\n"
         "\n"
         "The longest matching prefix applies; without a match the answer\n"
-        "is 200 ok. fail_first=N applies the rule to the first N hits,\n"
+        "is 200 ok. A rule with match=TEXT applies only to requests whose\n"
+        "body contains TEXT (and wins over a rule without at equal length). fail_first=N applies the rule to the first N hits,\n"
         "every=N to every Nth hit; other hits get 200 ok. Control:\n"
         "POST /_control/rule (SPEC as body), DELETE /_control/rules,\n"
         "GET|DELETE /_control/stats, GET /_health (not ledgered).\n",
