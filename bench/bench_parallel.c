@@ -1,9 +1,11 @@
 /*
  * bench_parallel.c: benchmark of the ParallelPublisher (not a test).
  *
- * Starts its own receivers in-process (libmicrohttpd, one thread per
- * connection, on 127.0.0.1): /slow answers 200 after 50 ms, /instant
- * answers 200 at once. Then measures and prints:
+ * Starts its own receiver in-process (the tests' HTTP fixture,
+ * tests/http_fixture.h: libmicrohttpd, one thread per connection, on
+ * 127.0.0.1): /slow answers 200 after 50 ms, /instant answers 200 at once.
+ * Targets use the fixture's test plugin (POST of the fingerprint). Then
+ * measures and prints:
  *   1. for 2, 5 and 10 targets answering in 50 ms: p50/p99 latency of one
  *      publish call in parallel (max_concurrent_targets = 0) and sequential
  *      (the same targets through the same API with max_concurrent_targets
@@ -21,26 +23,22 @@
  * Usage: bench_parallel [iterations]   (default 40; sequential runs use
  * half as many). See docs/PERFORMANCE.md for figures and targets.
  */
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
 
-#include "publishers/breaker.h"
 #include "publishers/parallel.h"
+#include "tests/http_fixture.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
 
 #define MAX_TARGETS 10
 #define SLOW_MS 50
 
-static int srv_port;
+static http_fixture *fx;
 
 static double now_us(void)
 {
@@ -59,88 +57,24 @@ static double cpu_us(void)
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
-static enum MHD_Result srv_handler(void *cls, struct MHD_Connection *c,
-                                   const char *url, const char *method,
-                                   const char *version, const char *upload_data,
-                                   size_t *upload_data_size, void **con_cls)
-{
-    static int marker;
-    struct MHD_Response *resp;
-    enum MHD_Result ret;
-
-    (void)cls;
-    (void)method;
-    (void)version;
-    (void)upload_data;
-    if (*con_cls == NULL) {
-        *con_cls = &marker;
-        return MHD_YES;
-    }
-    if (*upload_data_size) {
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
-    if (strcmp(url, "/slow") == 0) {
-        struct timespec ts = {0, SLOW_MS * 1000000L};
-
-        nanosleep(&ts, NULL);
-    }
-    resp = MHD_create_response_from_buffer(2, (void *)"ok",
-                                           MHD_RESPMEM_PERSISTENT);
-    ret = MHD_queue_response(c, 200, resp);
-    MHD_destroy_response(resp);
-    return ret;
-}
-
-/* The benchmark's plugin: POST the fingerprint to the target URL. */
-static herald_err bench_build(const target *tgt, const alert *a,
-                              http_request *req, char *errstr, size_t n)
-{
-    (void)errstr;
-    (void)n;
-    req->url = strdup(tgt->url);
-    if (!req->url)
-        return HERALD_ERR_NOMEM;
-    if (http_request_add_header(req, "Content-Type", "text/plain"))
-        return HERALD_ERR_NOMEM;
-    return buf_append_str(&req->body, a->fingerprint);
-}
-
-static const target_key bench_keys[] = {{NULL, 0, 0, NULL, NULL, false, NULL}};
-static const target_plugin bench_plugin = {
-    .name = "bench", .keys = bench_keys, .build_request = bench_build};
-
-static target targets_slow[MAX_TARGETS];
-static target targets_instant[MAX_TARGETS];
 static target *slow_ptrs[MAX_TARGETS];
 static target *instant_ptrs[MAX_TARGETS];
 static alert bench_alert;
 
-static void init_targets(target *ts, target **ptrs, const char *path,
-                         const char *prefix)
+/* MAX_TARGETS fixture targets named <prefix>-<i> sending to path. */
+static void init_targets(target **ptrs, const char *path, const char *prefix)
 {
-    for (int i = 0; i < MAX_TARGETS; i++) {
-        char name[32];
-        char url[128];
-        target *t = &ts[i];
+    char name[32];
+    char url[128];
 
+    http_fixture_url(fx, path, url, sizeof url);
+    for (int i = 0; i < MAX_TARGETS; i++) {
         snprintf(name, sizeof name, "%s-%d", prefix, i);
-        snprintf(url, sizeof url, "http://127.0.0.1:%d%s", srv_port, path);
-        memset(t, 0, sizeof *t);
-        t->name = strdup(name);
-        t->url = strdup(url);
-        t->plugin = &bench_plugin;
-        t->enabled = true;
-        t->timeout_ms = 5000;
-        t->retry.max_attempts = 1;
-        t->retry.initial_backoff_ms = 200;
-        t->retry.max_backoff_ms = 10000;
-        t->retry.max_elapsed_ms = 60000;
-        t->max_concurrency = 16;
-        t->rate_burst = 1;
-        t->tls_verify = true;
-        breaker_config_default(&t->breaker);
-        ptrs[i] = t;
+        ptrs[i] = http_fixture_target_new(name, url);
+        if (!ptrs[i]) {
+            fprintf(stderr, "out of memory\n");
+            exit(1);
+        }
     }
 }
 
@@ -218,7 +152,7 @@ static void run_raw(int n, int iters, double *p50)
     char url[128];
 
     hdr = curl_slist_append(hdr, "Expect:");
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/instant", srv_port);
+    http_fixture_url(fx, "/instant", url, sizeof url);
     for (int i = 0; i < n; i++) {
         easy[i] = curl_easy_init();
         curl_easy_setopt(easy[i], CURLOPT_URL, url);
@@ -258,8 +192,10 @@ int main(int argc, char **argv)
     int iters = argc > 1 ? atoi(argv[1]) : 40;
     const int sizes[] = {2, 5, 10};
     double par50[3], par99[3], seq50[3], seq99[3];
-    struct MHD_Daemon *d;
-    struct sockaddr_in sin;
+    static const http_fixture_rule rules[] = {
+        {.path = "/slow", .delay_ms = SLOW_MS},
+        {.path = "/instant"},
+    };
     parallel_publisher *pp;
     char err[256];
     double h50, r50, c0, cpu_herald, cpu_raw;
@@ -271,23 +207,17 @@ int main(int argc, char **argv)
         iters = 5;
     over_iters = iters * 25;
     log_init(LOG_LEVEL_OFF, LOG_FORMAT_TEXT);
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    d = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
-        NULL, NULL, srv_handler, NULL, MHD_OPTION_SOCK_ADDR, &sin,
-        MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_END);
-    if (!d) {
-        fprintf(stderr, "cannot start the receiver\n");
+    fx = http_fixture_new(rules, sizeof rules / sizeof rules[0], err,
+                          sizeof err);
+    if (!fx) {
+        fprintf(stderr, "%s\n", err);
         return 1;
     }
-    srv_port = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
     memset(&bench_alert, 0, sizeof bench_alert);
     snprintf(bench_alert.fingerprint, sizeof bench_alert.fingerprint,
              "0123456789abcdef");
-    init_targets(targets_slow, slow_ptrs, "/slow", "slow");
-    init_targets(targets_instant, instant_ptrs, "/instant", "instant");
+    init_targets(slow_ptrs, "/slow", "slow");
+    init_targets(instant_ptrs, "/instant", "instant");
 
     pp = parallel_new(NULL, NULL, err, sizeof err);
     if (!pp) {
@@ -330,12 +260,10 @@ int main(int argc, char **argv)
            cpu_herald, cpu_raw, cpu_herald - cpu_raw);
 
     parallel_destroy(pp);
-    MHD_stop_daemon(d);
+    http_fixture_destroy(fx);
     for (int i = 0; i < MAX_TARGETS; i++) {
-        free(targets_slow[i].name);
-        free(targets_slow[i].url);
-        free(targets_instant[i].name);
-        free(targets_instant[i].url);
+        http_fixture_target_destroy(slow_ptrs[i]);
+        http_fixture_target_destroy(instant_ptrs[i]);
     }
     metrics_shutdown();
     return 0;

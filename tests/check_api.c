@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "tests/check_main.h"
 #include "worker/api.h"
 #include "worker/buf.h"
 #include "worker/log.h"
@@ -651,54 +652,41 @@ END_TEST
 
 static Suite *api_suite(void)
 {
-    Suite *s = suite_create("api");
-    struct {
-        const char *name;
-        const TTest *fn;
-        bool bare;
-    } cases[] = {
-        {"healthz", test_healthz, false},
-        {"readyz", test_readyz, false},
-        {"metrics", test_metrics, false},
-        {"stats_and_targets", test_stats_and_targets, false},
-        {"auth", test_auth, false},
-        {"body_too_large", test_body_too_large, false},
-        {"malformed_json", test_malformed_json, false},
-        {"targets_validation", test_targets_validation, false},
-        {"unknown_target", test_unknown_target, false},
-        {"wrong_method_and_path", test_wrong_method_and_path, false},
-        {"publish_passes_alert_and_names", test_publish_passes_alert_and_names,
-         false},
-        {"publish_message_forms", test_publish_message_forms, false},
-        {"probes_served_during_publish", test_probes_served_during_publish,
-         false},
-        {"no_callbacks", test_no_callbacks, true},
-        {"bad_listen", test_bad_listen, false},
+    const check_case cases[] = {
+        {"healthz", test_healthz},
+        {"readyz", test_readyz},
+        {"metrics", test_metrics},
+        {"stats_and_targets", test_stats_and_targets},
+        {"auth", test_auth},
+        {"body_too_large", test_body_too_large},
+        {"malformed_json", test_malformed_json},
+        {"targets_validation", test_targets_validation},
+        {"unknown_target", test_unknown_target},
+        {"wrong_method_and_path", test_wrong_method_and_path},
+        {"publish_passes_alert_and_names", test_publish_passes_alert_and_names},
+        {"publish_message_forms", test_publish_message_forms},
+        {"probes_served_during_publish", test_probes_served_during_publish},
+        {"bad_listen", test_bad_listen},
     };
-    size_t i;
+    /* A server without token or callbacks. */
+    const check_case bare_cases[] = {
+        {"no_callbacks", test_no_callbacks},
+    };
+    Suite *s = suite_create("api");
 
-    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, cases[i].bare ? setup_bare : setup,
-                                  teardown);
-        tcase_set_timeout(tc, 60);
-        tcase_add_test(tc, cases[i].fn);
-        suite_add_tcase(s, tc);
-    }
+    check_suite_add(s, cases, CHECK_N_CASES(cases), setup, teardown);
+    check_suite_add(s, bare_cases, CHECK_N_CASES(bare_cases), setup_bare,
+                    teardown);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
+    int rc;
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
     log_init(LOG_LEVEL_ERROR, LOG_FORMAT_TEXT);
-    sr = srunner_create(api_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    rc = check_suite_run(api_suite());
     curl_global_cleanup();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

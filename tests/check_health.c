@@ -1,26 +1,22 @@
 /*
  * check_health.c: the health monitor (publishers/health.c). TCP probes
- * against a loopback socket opened here and a closed port; HTTP GET and
- * HEAD probes against a small libmicrohttpd server answering 200, 500 or
- * slowly; passive results; unknown for unmonitored names; state kept
- * across health_set_targets; the probe thread probing on its own and being
- * stopped while running. Probes are driven with health_probe_all(); the
- * thread's results are awaited with a bounded poll loop.
+ * against the HTTP fixture's port (tests/http_fixture.h) and a closed
+ * port; HTTP GET and HEAD probes against the fixture answering 200, 500,
+ * 302 or slowly; passive results; unknown for unmonitored names; state
+ * kept across health_set_targets; the probe thread probing on its own and
+ * being stopped while running. Probes are driven with health_probe_all();
+ * the thread's results are awaited with a bounded poll loop (WAIT_FOR).
  */
-#include <arpa/inet.h>
 #include <check.h>
 #include <curl/curl.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "publishers/breaker.h"
 #include "publishers/health.h"
+#include "tests/check_main.h"
+#include "tests/http_fixture.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
 
@@ -33,8 +29,14 @@
 #define SLOW_MS 300
 #define DEGRADED_MS 100
 #define LENIENT_MS 5000
-/* Upper bound of every poll loop; only reached when a test fails. */
-#define WAIT_MS 10000
+
+/* /ok 200, /fail 500, /slow 200 after SLOW_MS, /moved 302 to /ok. */
+static const http_fixture_rule rules[] = {
+    {.path = "/ok"},
+    {.path = "/fail", .status = 500},
+    {.path = "/slow", .delay_ms = SLOW_MS},
+    {.path = "/moved", .status = 302, .location = "/ok"},
+};
 
 /* A target filled with what the monitor reads. */
 struct tgt_holder {
@@ -63,92 +65,15 @@ static void tgt_make(struct tgt_holder *th, const char *name, const char *url,
     th->tgt.health.unhealthy_after = 3;
 }
 
-/* A listening loopback TCP socket; *port receives its port. */
-static int listener_open(int *port)
+/* A fixture serving rules; the test destroys it. */
+static http_fixture *fixture_start(void)
 {
-    struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    char err[256] = "";
+    http_fixture *fx =
+        http_fixture_new(rules, CHECK_N_CASES(rules), err, sizeof(err));
 
-    ck_assert_int_ge(fd, 0);
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    ck_assert_int_eq(listen(fd, 64), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-    *port = ntohs(sin.sin_port);
-    return fd;
-}
-
-/* A loopback port nobody listens on (bound, then closed). */
-static int closed_port(void)
-{
-    int port;
-    int fd = listener_open(&port);
-
-    close(fd);
-    return port;
-}
-
-/* Serves /ok (200), /fail (500), /slow (200 after SLOW_MS), /moved (302). */
-static enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn,
-                                    const char *url, const char *method,
-                                    const char *version,
-                                    const char *upload_data,
-                                    size_t *upload_data_size, void **con_cls)
-{
-    struct MHD_Response *resp;
-    unsigned int status = MHD_HTTP_OK;
-    enum MHD_Result ret;
-
-    (void)cls;
-    (void)method;
-    (void)version;
-    (void)upload_data;
-    (void)upload_data_size;
-    (void)con_cls;
-    if (strcmp(url, "/fail") == 0) {
-        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-    } else if (strcmp(url, "/slow") == 0) {
-        /* Simulates a slow target; nothing waits on this for ordering. */
-        struct timespec ts = {0, SLOW_MS * 1000000L};
-
-        nanosleep(&ts, NULL);
-    } else if (strcmp(url, "/moved") == 0) {
-        status = MHD_HTTP_FOUND;
-    } else if (strcmp(url, "/ok") != 0) {
-        status = MHD_HTTP_NOT_FOUND;
-    }
-    resp = MHD_create_response_from_buffer(2, (void *)"ok",
-                                           MHD_RESPMEM_PERSISTENT);
-    ck_assert_ptr_nonnull(resp);
-    if (status == MHD_HTTP_FOUND)
-        MHD_add_response_header(resp, "Location", "/ok");
-    ret = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
-    return ret;
-}
-
-static struct MHD_Daemon *http_start(int *port)
-{
-    struct sockaddr_in sin;
-    struct MHD_Daemon *d;
-    const union MHD_DaemonInfo *info;
-
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sin.sin_port = 0;
-    d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
-        NULL, NULL, http_handler, NULL, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&sin, MHD_OPTION_END);
-    ck_assert_ptr_nonnull(d);
-    info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    ck_assert_ptr_nonnull(info);
-    *port = info->port;
-    return d;
+    ck_assert_msg(fx != NULL, "%s", err);
+    return fx;
 }
 
 static health *monitor_new(bool thread)
@@ -158,21 +83,6 @@ static health *monitor_new(bool thread)
 
     ck_assert_msg(h != NULL, "health_new: %s", err);
     return h;
-}
-
-/* Polls until name has status want or WAIT_MS passed; true when reached. */
-static bool await_status(health *h, const char *name, health_status want)
-{
-    int64_t deadline = herald_now_ms() + WAIT_MS;
-
-    while (herald_now_ms() < deadline) {
-        struct timespec ts = {0, 5 * 1000000L};
-
-        if (health_get(h, name) == want)
-            return true;
-        nanosleep(&ts, NULL);
-    }
-    return health_get(h, name) == want;
 }
 
 /* Value of the metric line starting with prefix, or -1 when absent. */
@@ -204,12 +114,11 @@ START_TEST(test_tcp_healthy)
     struct tgt_holder a;
     target *list[1];
     char url[128];
-    int port;
-    int fd = listener_open(&port);
+    http_fixture *fx = fixture_start();
     health *h = monitor_new(false);
 
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", port);
-    tgt_make(&a, "tcp_up", url, "TCP");
+    tgt_make(&a, "tcp_up", http_fixture_url(fx, "/hook", url, sizeof(url)),
+             "TCP");
     list[0] = &a.tgt;
     ck_assert_int_eq(health_set_targets(h, list, 1), HERALD_OK);
     ck_assert_int_eq(health_get(h, "tcp_up"), HEALTH_UNKNOWN);
@@ -220,13 +129,13 @@ START_TEST(test_tcp_healthy)
                            "result=\"success\"}") == 1.0);
 
     /* A scheme curl does not know works when the URL names the port. */
-    snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+    snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", http_fixture_port(fx));
     tgt_make(&a, "tcp_scheme", url, "TCP");
     ck_assert_int_eq(health_set_targets(h, list, 1), HERALD_OK);
     health_probe_all(h);
     ck_assert_int_eq(health_get(h, "tcp_scheme"), HEALTH_HEALTHY);
     health_destroy(h);
-    close(fd);
+    http_fixture_destroy(fx);
 }
 END_TEST
 
@@ -238,7 +147,8 @@ START_TEST(test_tcp_closed_port)
     char url[128];
     health *h = monitor_new(false);
 
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", closed_port());
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/",
+             http_fixture_closed_port());
     tgt_make(&a, "tcp_down", url, "TCP");
     /* A URL without a usable host fails as well. */
     tgt_make(&bad, "tcp_bad_url", "not a url", "TCP");
@@ -265,23 +175,21 @@ START_TEST(test_http_probes)
     struct tgt_holder t[5];
     target *list[5];
     char url[128];
-    int port;
-    struct MHD_Daemon *d = http_start(&port);
+    http_fixture *fx = fixture_start();
     health *h = monitor_new(false);
 
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok", port);
-    tgt_make(&t[0], "http_ok", url, "GET");
+    tgt_make(&t[0], "http_ok", http_fixture_url(fx, "/ok", url, sizeof(url)),
+             "GET");
     tgt_make(&t[1], "http_head", url, "HEAD");
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/fail", port);
-    tgt_make(&t[2], "http_fail", url, "GET");
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/slow", port);
-    tgt_make(&t[3], "http_slow", url, "GET");
+    tgt_make(&t[2], "http_fail",
+             http_fixture_url(fx, "/fail", url, sizeof(url)), "GET");
+    tgt_make(&t[3], "http_slow",
+             http_fixture_url(fx, "/slow", url, sizeof(url)), "GET");
     t[3].tgt.health.degraded_latency_ms = DEGRADED_MS;
     /* The probe URL may differ from the target URL; 3xx counts as up. */
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/fail", port);
-    tgt_make(&t[4], "http_moved", url, "GET");
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/moved", port);
-    t[4].tgt.health.url = url;
+    tgt_make(&t[4], "http_moved",
+             http_fixture_url(fx, "/fail", url, sizeof(url)), "GET");
+    t[4].tgt.health.url = http_fixture_url(fx, "/moved", url, sizeof(url));
     for (int i = 0; i < 5; i++)
         list[i] = &t[i].tgt;
     ck_assert_int_eq(health_set_targets(h, list, 5), HERALD_OK);
@@ -300,7 +208,7 @@ START_TEST(test_http_probes)
     ck_assert(metric_value("herald_health_probes_total{target=\"http_ok\","
                            "result=\"success\"}") == 3.0);
     health_destroy(h);
-    MHD_stop_daemon(d);
+    http_fixture_destroy(fx);
 }
 END_TEST
 
@@ -428,12 +336,11 @@ START_TEST(test_thread_probes)
     struct tgt_holder off;
     target *list[2];
     char url[128];
-    int port;
-    int fd = listener_open(&port);
+    http_fixture *fx = fixture_start();
     health *h = monitor_new(true);
 
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
-    tgt_make(&a, "threaded", url, "TCP");
+    tgt_make(&a, "threaded", http_fixture_url(fx, "/", url, sizeof(url)),
+             "TCP");
     a.tgt.health.interval_ms = 10;
     /* A disabled target is never probed. */
     tgt_make(&off, "disabled", url, "TCP");
@@ -442,10 +349,10 @@ START_TEST(test_thread_probes)
     list[0] = &a.tgt;
     list[1] = &off.tgt;
     ck_assert_int_eq(health_set_targets(h, list, 2), HERALD_OK);
-    ck_assert(await_status(h, "threaded", HEALTH_HEALTHY));
+    WAIT_FOR(health_get(h, "threaded") == HEALTH_HEALTHY);
     /* The thread keeps probing: closing the port makes it unhealthy. */
-    close(fd);
-    ck_assert(await_status(h, "threaded", HEALTH_UNHEALTHY));
+    http_fixture_destroy(fx);
+    WAIT_FOR(health_get(h, "threaded") == HEALTH_UNHEALTHY);
     ck_assert_int_eq(health_get(h, "disabled"), HEALTH_UNKNOWN);
     /* Destroyed while the thread runs and probes. */
     health_destroy(h);
@@ -470,11 +377,7 @@ END_TEST
 
 static Suite *health_suite(void)
 {
-    Suite *s = suite_create("health");
-    const struct {
-        const char *name;
-        const TTest *fn;
-    } cases[] = {
+    const check_case cases[] = {
         {"tcp_healthy", test_tcp_healthy},
         {"tcp_closed_port", test_tcp_closed_port},
         {"http_probes", test_http_probes},
@@ -484,29 +387,20 @@ static Suite *health_suite(void)
         {"thread_probes", test_thread_probes},
         {"thread_destroy_idle", test_thread_destroy_idle},
     };
+    Suite *s = suite_create("health");
 
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        TCase *tc = tcase_create(cases[i].name);
-
-        tcase_add_test(tc, cases[i].fn);
-        tcase_set_timeout(tc, 60);
-        suite_add_tcase(s, tc);
-    }
+    check_suite_add(s, cases, CHECK_N_CASES(cases), NULL, NULL);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
+    int rc;
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
     log_init(LOG_LEVEL_ERROR, LOG_FORMAT_TEXT);
-    sr = srunner_create(health_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    rc = check_suite_run(health_suite());
     metrics_shutdown();
     curl_global_cleanup();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

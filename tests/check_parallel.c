@@ -1,265 +1,59 @@
 /*
  * check_parallel.c: the ParallelPublisher (publishers/parallel.h) against
- * an in-process libmicrohttpd receiver on 127.0.0.1 with one behaviour per
- * path, and a test-local target plugin that POSTs the alert fingerprint to
- * the target URL (so these tests do not depend on the real plugins).
+ * the in-process HTTP fixture (tests/http_fixture.h) on 127.0.0.1 with one
+ * behaviour per path, and the fixture's test target plugin that POSTs the
+ * alert fingerprint to the target URL (so these tests do not depend on the
+ * real plugins).
  *
  * Paths: /ok 200; /fail 500; /bad 400; /flaky 503 once then 200; /429 429
  * with Retry-After: 1 once then 200; /slow 200 after 600 ms; /gate 200 after
- * 100 ms, counting concurrent requests. A closed port gives "connection
- * refused".
+ * 100 ms (its concurrency is what the limits tests read). A closed port
+ * gives "connection refused".
  */
-#include <arpa/inet.h>
 #include <check.h>
 #include <json-c/json.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "publishers/breaker.h"
 #include "publishers/health.h"
 #include "publishers/parallel.h"
+#include "tests/check_main.h"
+#include "tests/http_fixture.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
 
-/* ------------------------------------------------------------------ */
-/* Test receiver                                                        */
-/* ------------------------------------------------------------------ */
-
-enum { P_OK, P_FAIL, P_BAD, P_FLAKY, P_429, P_SLOW, P_GATE, P_N };
-static const char *const srv_paths[P_N] = {"/ok",  "/fail", "/bad", "/flaky",
-                                           "/429", "/slow", "/gate"};
-
-static struct {
-    struct MHD_Daemon *d;
-    int port;
-    int closed_port;
-    atomic_int count[P_N];
-    atomic_int done[P_N];
-    atomic_int current;
-    atomic_int max_current;
-    atomic_llong first_ms[P_N];
-    atomic_llong last_ms[P_N];
-} srv;
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-    nanosleep(&ts, NULL);
-}
-
-static void srv_reset(void)
-{
-    for (int i = 0; i < P_N; i++) {
-        atomic_store(&srv.count[i], 0);
-        atomic_store(&srv.done[i], 0);
-        atomic_store(&srv.first_ms[i], 0);
-        atomic_store(&srv.last_ms[i], 0);
-    }
-    atomic_store(&srv.current, 0);
-    atomic_store(&srv.max_current, 0);
-}
-
-static enum MHD_Result srv_handler(void *cls, struct MHD_Connection *c,
-                                   const char *url, const char *method,
-                                   const char *version, const char *upload_data,
-                                   size_t *upload_data_size, void **con_cls)
-{
-    static int marker;
-    struct MHD_Response *resp;
-    enum MHD_Result ret;
-    unsigned int status = 200;
-    int delay = 0;
-    bool retry_after = false;
-    int p;
-    int n;
-
-    (void)cls;
-    (void)method;
-    (void)version;
-    (void)upload_data;
-    if (*con_cls == NULL) {
-        *con_cls = &marker;
-        return MHD_YES;
-    }
-    if (*upload_data_size) {
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
-    for (p = 0; p < P_N; p++)
-        if (strcmp(url, srv_paths[p]) == 0)
-            break;
-    if (p == P_N) {
-        status = 404;
-        n = 0;
-    } else {
-        long long now = mono_ms();
-        long long zero = 0;
-
-        n = atomic_fetch_add(&srv.count[p], 1) + 1;
-        atomic_compare_exchange_strong(&srv.first_ms[p], &zero, now);
-        atomic_store(&srv.last_ms[p], now);
-    }
-    switch (p) {
-    case P_FAIL: status = 500; break;
-    case P_BAD: status = 400; break;
-    case P_FLAKY: status = n <= 1 ? 503 : 200; break;
-    case P_429:
-        if (n <= 1) {
-            status = 429;
-            retry_after = true;
-        }
-        break;
-    case P_SLOW: delay = 600; break;
-    case P_GATE: {
-        int cur = atomic_fetch_add(&srv.current, 1) + 1;
-        int max = atomic_load(&srv.max_current);
-
-        while (cur > max &&
-               !atomic_compare_exchange_weak(&srv.max_current, &max, cur))
-            ;
-        delay = 100;
-        break;
-    }
-    default: break;
-    }
-    if (delay)
-        sleep_ms(delay);
-    if (p == P_GATE)
-        atomic_fetch_sub(&srv.current, 1);
-    resp = MHD_create_response_from_buffer(2, (void *)"ok",
-                                           MHD_RESPMEM_PERSISTENT);
-    if (retry_after)
-        MHD_add_response_header(resp, "Retry-After", "1");
-    ret = MHD_queue_response(c, status, resp);
-    MHD_destroy_response(resp);
-    if (p < P_N)
-        atomic_fetch_add(&srv.done[p], 1);
-    return ret;
-}
-
-static int free_port(void)
-{
-    struct sockaddr_in sin;
-    socklen_t len = sizeof sin;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int port;
-
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&sin, sizeof sin);
-    getsockname(fd, (struct sockaddr *)&sin, &len);
-    port = ntohs(sin.sin_port);
-    close(fd);
-    return port;
-}
-
-static void srv_start(void)
-{
-    struct sockaddr_in sin;
-    const union MHD_DaemonInfo *info;
-
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    srv.d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION |
-                                 MHD_USE_INTERNAL_POLLING_THREAD,
-                             0, NULL, NULL, srv_handler, NULL,
-                             MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_END);
-    if (!srv.d) {
-        fprintf(stderr, "cannot start the test receiver\n");
-        exit(1);
-    }
-    info = MHD_get_daemon_info(srv.d, MHD_DAEMON_INFO_BIND_PORT);
-    srv.port = info->port;
-    srv.closed_port = free_port();
-}
-
-/* ------------------------------------------------------------------ */
-/* Test plugin, targets, alert                                          */
-/* ------------------------------------------------------------------ */
-
-static herald_err tplug_build(const target *tgt, const alert *a,
-                              http_request *req, char *errstr, size_t n)
-{
-    if (strstr(tgt->url, "/build-error")) {
-        snprintf(errstr, n, "test plugin refuses to build");
-        return HERALD_ERR_INVALID;
-    }
-    req->url = strdup(tgt->url);
-    if (!req->url)
-        return HERALD_ERR_NOMEM;
-    if (http_request_add_header(req, "Content-Type", "text/plain"))
-        return HERALD_ERR_NOMEM;
-    return buf_append_str(&req->body, a->fingerprint);
-}
-
-static const target_key tplug_keys[] = {{NULL, 0, 0, NULL, NULL, false, NULL}};
-static const target_plugin tplug = {
-    .name = "test",
-    .keys = tplug_keys,
-    .build_request = tplug_build,
+static const http_fixture_rule rules[] = {
+    {.path = "/ok"},
+    {.path = "/fail", .status = 500},
+    {.path = "/bad", .status = 400},
+    {.path = "/flaky", .status = 503, .times = 1},
+    {.path = "/429", .status = 429, .times = 1, .retry_after = "1"},
+    {.path = "/slow", .delay_ms = 600},
+    {.path = "/gate", .delay_ms = 100},
 };
 
+/* The receiver, started once in main() and reset before each test. */
+static http_fixture *fx;
+
+/* A fixture target sending to path, or to a closed port for "refused". */
 static target *mk_target(const char *name, const char *path)
 {
-    target *t = calloc(1, sizeof *t);
+    target *t;
     char url[128];
 
-    ck_assert_ptr_nonnull(t);
     if (strcmp(path, "refused") == 0)
-        snprintf(url, sizeof url, "http://127.0.0.1:%d/ok", srv.closed_port);
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/ok",
+                 http_fixture_closed_port());
     else
-        snprintf(url, sizeof url, "http://127.0.0.1:%d%s", srv.port, path);
-    t->name = strdup(name);
-    t->url = strdup(url);
-    t->plugin = &tplug;
-    t->enabled = true;
-    t->timeout_ms = 5000;
-    t->retry.max_attempts = 1;
-    t->retry.initial_backoff_ms = 10;
-    t->retry.max_backoff_ms = 50;
-    t->retry.max_elapsed_ms = 60000;
-    t->max_concurrency = 16;
-    t->rate_burst = 1;
-    t->tls_verify = true;
-    t->health.unhealthy_after = 3;
-    t->health.degraded_latency_ms = 1000;
-    t->health.interval_ms = 10000;
-    t->health.timeout_ms = 2000;
-    breaker_config_default(&t->breaker);
+        http_fixture_url(fx, path, url, sizeof url);
+    t = http_fixture_target_new(name, url);
+    ck_assert_ptr_nonnull(t);
     return t;
-}
-
-static void free_target(target *t)
-{
-    if (!t)
-        return;
-    for (size_t i = 0; i < t->n_matchers; i++) {
-        free(t->matchers[i].name);
-        free(t->matchers[i].value);
-    }
-    free(t->matchers);
-    free(t->name);
-    free(t->url);
-    free(t);
 }
 
 static alert_kv test_labels[] = {{"alertname", "DiskFull"}, {"team", "web"}};
@@ -285,7 +79,7 @@ static void setup(void)
 {
     char err[256];
 
-    srv_reset();
+    http_fixture_reset(fx);
     init_alert();
     hm = health_new(false, err, sizeof err);
     ck_assert_msg(hm != NULL, "%s", err);
@@ -301,7 +95,7 @@ static void teardown(void)
     health_destroy(hm);
     hm = NULL;
     for (size_t i = 0; i < ntg; i++)
-        free_target(tg[i]);
+        http_fixture_target_destroy(tg[i]);
     ntg = 0;
 }
 
@@ -322,15 +116,6 @@ static const publish_target_result *find(const publish_result *res,
     ck_abort_msg("no result for %s", name);
     return NULL;
 }
-
-/* Waits up to 5 s for cond; fails the test when it stays false. */
-#define WAIT_FOR(cond)                                                         \
-    do {                                                                       \
-        long long until_ = mono_ms() + 5000;                                   \
-        while (!(cond) && mono_ms() < until_)                                  \
-            sleep_ms(2);                                                       \
-        ck_assert_msg((cond), "timed out waiting for " #cond);                 \
-    } while (0)
 
 /* ------------------------------------------------------------------ */
 /* Options and names                                                    */
@@ -524,7 +309,7 @@ START_TEST(test_happy_path)
     ck_assert_uint_eq(res.skipped, 0);
     ck_assert(!res.partial_success);
     ck_assert(publish_result_all_succeeded(&res));
-    ck_assert_int_eq(atomic_load(&srv.count[P_OK]), 3);
+    ck_assert_int_eq(http_fixture_count(fx, "/ok"), 3);
     for (size_t i = 0; i < 3; i++) {
         const publish_target_result *tr = &res.targets[i];
 
@@ -653,7 +438,7 @@ START_TEST(test_invalid_input)
     o.deadline_ms = -5;
     ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, &o, &res),
                      HERALD_ERR_INVALID);
-    ck_assert_int_eq(atomic_load(&srv.count[P_OK]), 0);
+    ck_assert_int_eq(http_fixture_count(fx, "/ok"), 0);
     publish_result_free(&res);
 }
 END_TEST
@@ -699,7 +484,7 @@ START_TEST(test_deadline)
     publish_result_free(&res);
 
     /* Only the slow one: the call itself reports the deadline. */
-    srv_reset();
+    http_fixture_reset(fx);
     publish_result_init(&res);
     ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg + 1, 1, &o, &res),
                      HERALD_ERR_DEADLINE);
@@ -738,8 +523,8 @@ static void *canceller(void *arg)
 {
     (void)arg;
     /* Cancel once the slow receiver has the request. */
-    while (atomic_load(&srv.count[P_SLOW]) < 1)
-        sleep_ms(1);
+    while (http_fixture_count(fx, "/slow") < 1)
+        check_sleep_ms(1);
     atomic_store(&cancel_flag, true);
     return NULL;
 }
@@ -766,13 +551,13 @@ START_TEST(test_cancellation)
     publish_result_free(&res);
 
     /* Cancelled before the call: nothing is sent. */
-    srv_reset();
+    http_fixture_reset(fx);
     publish_result_init(&res);
     ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, &o, &res),
                      HERALD_ERR_CANCELLED);
     ck_assert_uint_eq(res.failed, 2);
     ck_assert_int_eq(res.targets[0].attempts, 0);
-    ck_assert_int_eq(atomic_load(&srv.count[P_SLOW]), 0);
+    ck_assert_int_eq(http_fixture_count(fx, "/slow"), 0);
     publish_result_free(&res);
 }
 END_TEST
@@ -792,8 +577,8 @@ START_TEST(test_retry_does_not_resend_delivered)
     ck_assert_uint_eq(res.succeeded, 2);
     ck_assert_int_eq(find(&res, "flaky")->attempts, 2);
     ck_assert_int_eq(find(&res, "ok")->attempts, 1);
-    ck_assert_int_eq(atomic_load(&srv.count[P_FLAKY]), 2);
-    ck_assert_int_eq(atomic_load(&srv.count[P_OK]), 1);
+    ck_assert_int_eq(http_fixture_count(fx, "/flaky"), 2);
+    ck_assert_int_eq(http_fixture_count(fx, "/ok"), 1);
     publish_result_free(&res);
 }
 END_TEST
@@ -808,20 +593,20 @@ START_TEST(test_retry_exhausted)
     ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, NULL, &res),
                      HERALD_ERR_ALL_FAILED);
     ck_assert_int_eq(res.targets[0].attempts, 3);
-    ck_assert_int_eq(atomic_load(&srv.count[P_FAIL]), 3);
+    ck_assert_int_eq(http_fixture_count(fx, "/fail"), 3);
     ck_assert_int_ge(res.targets[0].last_attempt_ms,
                      res.targets[0].first_attempt_ms);
     publish_result_free(&res);
 
     /* A 4xx gives up at once, whatever max_attempts says. */
-    srv_reset();
+    http_fixture_reset(fx);
     t = add("rejects", "/bad");
     t->retry.max_attempts = 3;
     publish_result_init(&res);
     ck_assert_int_eq(publish_to_multiple(pp, &test_alert, &t, 1, NULL, &res),
                      HERALD_ERR_ALL_FAILED);
     ck_assert_int_eq(res.targets[0].attempts, 1);
-    ck_assert_int_eq(atomic_load(&srv.count[P_BAD]), 1);
+    ck_assert_int_eq(http_fixture_count(fx, "/bad"), 1);
     publish_result_free(&res);
 }
 END_TEST
@@ -836,15 +621,15 @@ START_TEST(test_retry_after_honoured)
     ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, NULL, &res),
                      HERALD_OK);
     ck_assert_int_eq(res.targets[0].attempts, 2);
-    ck_assert_int_eq(atomic_load(&srv.count[P_429]), 2);
+    ck_assert_int_eq(http_fixture_count(fx, "/429"), 2);
     /* Retry-After: 1 means one second at least between the attempts. */
-    ck_assert_int_ge(atomic_load(&srv.last_ms[P_429]) -
-                         atomic_load(&srv.first_ms[P_429]),
+    ck_assert_int_ge(http_fixture_last_ms(fx, "/429") -
+                         http_fixture_first_ms(fx, "/429"),
                      950);
     publish_result_free(&res);
 
     /* A Retry-After past the deadline ends the leg instead of waiting. */
-    srv_reset();
+    http_fixture_reset(fx);
     {
         publish_opts o;
 
@@ -902,8 +687,8 @@ static void publish_all_n(size_t n)
                      PUBLISH_REASON_DISABLED);
     ck_assert_int_eq(find(&res, "disabled")->outcome, PUBLISH_OUTCOME_SKIPPED);
     ck_assert_int_eq(find(&res, "disabled")->attempts, 0);
-    ck_assert_int_eq(atomic_load(&srv.count[P_OK]), (int)n);
-    ck_assert_int_eq(atomic_load(&srv.count[P_FAIL]), 0);
+    ck_assert_int_eq(http_fixture_count(fx, "/ok"), (int)n);
+    ck_assert_int_eq(http_fixture_count(fx, "/fail"), 0);
     publish_result_free(&res);
 }
 
@@ -940,7 +725,7 @@ START_TEST(test_all_filtered)
     ck_assert_int_eq(find(&res, "db-team")->skip_reason,
                      PUBLISH_REASON_FILTERED);
     ck_assert_uint_eq(res.succeeded, 1);
-    ck_assert_int_eq(atomic_load(&srv.count[P_OK]), 1);
+    ck_assert_int_eq(http_fixture_count(fx, "/ok"), 1);
     publish_result_free(&res);
 
     /* publish_to_multiple: the caller chose, matchers do not apply. */
@@ -1018,7 +803,7 @@ START_TEST(test_strategy_skip_degraded)
                      PUBLISH_REASON_DEGRADED);
     ck_assert_int_eq(find(&res, "unhealthy")->skip_reason,
                      PUBLISH_REASON_UNHEALTHY);
-    ck_assert_int_eq(atomic_load(&srv.count[P_OK]), 2);
+    ck_assert_int_eq(http_fixture_count(fx, "/ok"), 2);
     publish_result_free(&res);
 }
 END_TEST
@@ -1060,7 +845,7 @@ START_TEST(test_no_healthy)
     ck_assert_int_eq(publish_to_healthy(pp, &test_alert, tg, ntg, NULL, &res),
                      HERALD_ERR_NO_HEALTHY);
     ck_assert_uint_eq(res.skipped, 2);
-    ck_assert_int_eq(atomic_load(&srv.count[P_OK]), 0);
+    ck_assert_int_eq(http_fixture_count(fx, "/ok"), 0);
     publish_result_free(&res);
 }
 END_TEST
@@ -1138,7 +923,7 @@ START_TEST(test_breaker_open_and_mixed)
                      PUBLISH_REASON_CIRCUIT_OPEN);
     ck_assert_uint_eq(res.skipped, 1);
     ck_assert_uint_eq(res.succeeded, 1);
-    ck_assert_int_eq(atomic_load(&srv.count[P_FAIL]), 2);
+    ck_assert_int_eq(http_fixture_count(fx, "/fail"), 2);
     publish_result_free(&res);
 
     /* Only the open one: no healthy target. */
@@ -1156,7 +941,7 @@ START_TEST(test_breaker_open_and_mixed)
         publish_result_init(&res);
         ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, 1, &o, &res),
                          HERALD_ERR_ALL_FAILED);
-        ck_assert_int_eq(atomic_load(&srv.count[P_FAIL]), 3);
+        ck_assert_int_eq(http_fixture_count(fx, "/fail"), 3);
         publish_result_free(&res);
     }
 }
@@ -1194,7 +979,7 @@ START_TEST(test_breaker_half_open)
         parallel_breaker_state(pp, "flaky", herald_now_ms(), &st, NULL),
         HERALD_OK);
     ck_assert_int_eq(st, BREAKER_CLOSED);
-    ck_assert_int_eq(atomic_load(&srv.count[P_FLAKY]), 2);
+    ck_assert_int_eq(http_fixture_count(fx, "/flaky"), 2);
 }
 END_TEST
 
@@ -1255,9 +1040,9 @@ START_TEST(test_max_concurrency_respected)
         pthread_join(th[i], NULL);
         ck_assert_int_eq(jobs[i].err, HERALD_OK);
     }
-    ck_assert_int_eq(atomic_load(&srv.count[P_GATE]), N);
-    ck_assert_int_le(atomic_load(&srv.max_current), 2);
-    ck_assert_int_ge(atomic_load(&srv.max_current), 1);
+    ck_assert_int_eq(http_fixture_count(fx, "/gate"), N);
+    ck_assert_int_le(http_fixture_max_concurrent(fx, "/gate"), 2);
+    ck_assert_int_ge(http_fixture_max_concurrent(fx, "/gate"), 1);
 }
 END_TEST
 
@@ -1279,17 +1064,17 @@ START_TEST(test_max_concurrent_targets)
     ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, &o, &res),
                      HERALD_OK);
     ck_assert_uint_eq(res.succeeded, 4);
-    ck_assert_int_eq(atomic_load(&srv.max_current), 1);
+    ck_assert_int_eq(http_fixture_max_concurrent(fx, "/gate"), 1);
     publish_result_free(&res);
 
     /* Unlimited: the four legs overlap. */
-    srv_reset();
+    http_fixture_reset(fx);
     o.max_concurrent_targets = 0;
     publish_result_init(&res);
     ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, &o, &res),
                      HERALD_OK);
     ck_assert_uint_eq(res.succeeded, 4);
-    ck_assert_int_ge(atomic_load(&srv.max_current), 2);
+    ck_assert_int_ge(http_fixture_max_concurrent(fx, "/gate"), 2);
     publish_result_free(&res);
 }
 END_TEST
@@ -1349,11 +1134,7 @@ END_TEST
 
 static Suite *parallel_suite(void)
 {
-    Suite *s = suite_create("parallel");
-    struct {
-        const char *name;
-        const TTest *test;
-    } cases[] = {
+    const check_case cases[] = {
         {"opts_defaults", test_opts_defaults},
         {"opts_validation", test_opts_validation},
         {"names", test_names},
@@ -1390,30 +1171,25 @@ static Suite *parallel_suite(void)
         {"deadline_waiting_legs", test_deadline_with_waiting_legs},
         {"metrics", test_metrics_exposed},
     };
+    Suite *s = suite_create("parallel");
 
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, 60);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
+    check_suite_add(s, cases, CHECK_N_CASES(cases), setup, teardown);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
+    char err[256];
+    int rc;
 
     log_init(LOG_LEVEL_OFF, LOG_FORMAT_TEXT);
-    srv_start();
-    sr = srunner_create(parallel_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    MHD_stop_daemon(srv.d);
+    fx = http_fixture_new(rules, CHECK_N_CASES(rules), err, sizeof err);
+    if (fx == NULL) {
+        fprintf(stderr, "%s\n", err);
+        return EXIT_FAILURE;
+    }
+    rc = check_suite_run(parallel_suite());
+    http_fixture_destroy(fx);
     metrics_shutdown();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

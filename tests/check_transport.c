@@ -1,158 +1,35 @@
 /*
- * check_transport.c: the HTTP transport (publishers/transport.h) against an
- * in-process libmicrohttpd receiver on 127.0.0.1.
+ * check_transport.c: the HTTP transport (publishers/transport.h) against
+ * the in-process HTTP fixture (tests/http_fixture.h) on 127.0.0.1.
  *
  * Paths: /ok 200 "ok"; /retry 429 with Retry-After: 7; /big a 100 000-byte
- * body; /slow 200 after 500 ms; /gate 200 after 50 ms, counting concurrent
- * requests. New connections are counted to show keep-alive reuse.
+ * body; /slow 200 after 500 ms; /gate 200 after 50 ms (its concurrency is
+ * what the limit test reads). The fixture counts new connections to show
+ * keep-alive reuse.
  */
-#include <arpa/inet.h>
 #include <check.h>
 #include <curl/curl.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "publishers/breaker.h"
 #include "publishers/transport.h"
+#include "tests/check_main.h"
+#include "tests/http_fixture.h"
 #include "worker/log.h"
 
-enum { P_OK, P_RETRY, P_BIG, P_SLOW, P_GATE, P_N };
-static const char *const srv_paths[P_N] = {"/ok", "/retry", "/big", "/slow",
-                                           "/gate"};
-#define BIG_LEN 100000
+static const http_fixture_rule rules[] = {
+    {.path = "/ok"},
+    {.path = "/retry", .status = 429, .retry_after = "7"},
+    {.path = "/big", .body_bytes = 100000},
+    {.path = "/slow", .delay_ms = 500},
+    {.path = "/gate", .delay_ms = 50},
+};
 
-static struct {
-    struct MHD_Daemon *d;
-    int port;
-    int closed_port;
-    atomic_int count[P_N];
-    atomic_int current;
-    atomic_int max_current;
-    atomic_int connections;
-    atomic_llong first_ms;
-    char *big;
-} srv;
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-    nanosleep(&ts, NULL);
-}
-
-static void srv_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
-                       enum MHD_ConnectionNotificationCode toe)
-{
-    (void)cls;
-    (void)c;
-    (void)socket_ctx;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-        atomic_fetch_add(&srv.connections, 1);
-}
-
-static enum MHD_Result srv_handler(void *cls, struct MHD_Connection *c,
-                                   const char *url, const char *method,
-                                   const char *version, const char *upload_data,
-                                   size_t *upload_data_size, void **con_cls)
-{
-    static int marker;
-    struct MHD_Response *resp;
-    enum MHD_Result ret;
-    unsigned int status = 200;
-    int p;
-
-    (void)cls;
-    (void)method;
-    (void)version;
-    (void)upload_data;
-    if (*con_cls == NULL) {
-        *con_cls = &marker;
-        return MHD_YES;
-    }
-    if (*upload_data_size) {
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
-    for (p = 0; p < P_N; p++)
-        if (strcmp(url, srv_paths[p]) == 0)
-            break;
-    if (p < P_N) {
-        long long zero = 0;
-
-        atomic_fetch_add(&srv.count[p], 1);
-        atomic_compare_exchange_strong(&srv.first_ms, &zero, mono_ms());
-    }
-    if (p == P_SLOW)
-        sleep_ms(500);
-    if (p == P_GATE) {
-        int cur = atomic_fetch_add(&srv.current, 1) + 1;
-        int max = atomic_load(&srv.max_current);
-
-        while (cur > max &&
-               !atomic_compare_exchange_weak(&srv.max_current, &max, cur))
-            ;
-        sleep_ms(50);
-        atomic_fetch_sub(&srv.current, 1);
-    }
-    if (p == P_BIG)
-        resp = MHD_create_response_from_buffer(BIG_LEN, srv.big,
-                                               MHD_RESPMEM_PERSISTENT);
-    else
-        resp = MHD_create_response_from_buffer(2, (void *)"ok",
-                                               MHD_RESPMEM_PERSISTENT);
-    if (p == P_RETRY) {
-        status = 429;
-        MHD_add_response_header(resp, "Retry-After", "7");
-    }
-    if (p == P_N)
-        status = 404;
-    ret = MHD_queue_response(c, status, resp);
-    MHD_destroy_response(resp);
-    return ret;
-}
-
-static void srv_start(void)
-{
-    struct sockaddr_in sin;
-    socklen_t len = sizeof sin;
-    int fd;
-
-    srv.big = malloc(BIG_LEN);
-    memset(srv.big, 'x', BIG_LEN);
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    srv.d = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
-        NULL, NULL, srv_handler, NULL, MHD_OPTION_SOCK_ADDR, &sin,
-        MHD_OPTION_NOTIFY_CONNECTION, srv_notify, NULL, MHD_OPTION_END);
-    if (!srv.d) {
-        fprintf(stderr, "cannot start the test receiver\n");
-        exit(1);
-    }
-    srv.port = MHD_get_daemon_info(srv.d, MHD_DAEMON_INFO_BIND_PORT)->port;
-    /* A port nobody listens on: bound, read, closed. */
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    bind(fd, (struct sockaddr *)&sin, sizeof sin);
-    getsockname(fd, (struct sockaddr *)&sin, &len);
-    srv.closed_port = ntohs(sin.sin_port);
-    close(fd);
-}
+/* The receiver, started once in main() and reset before each test. */
+static http_fixture *fx;
 
 /* ------------------------------------------------------------------ */
 /* Completion records                                                   */
@@ -168,7 +45,7 @@ typedef struct rec {
     char retry_after[32];
     bool has_retry_after;
     double duration_ms;
-    long long at_ms;
+    int64_t at_ms;
 } rec;
 
 static void rec_cb(void *opaque, const http_response *resp)
@@ -185,17 +62,9 @@ static void rec_cb(void *opaque, const http_response *resp)
         snprintf(r->retry_after, sizeof r->retry_after, "%s",
                  resp->retry_after);
     r->duration_ms = resp->duration_ms;
-    r->at_ms = mono_ms();
+    r->at_ms = herald_now_ms();
     atomic_store(&r->done, true);
 }
-
-#define WAIT_FOR(cond)                                                         \
-    do {                                                                       \
-        long long until_ = mono_ms() + 5000;                                   \
-        while (!(cond) && mono_ms() < until_)                                  \
-            sleep_ms(1);                                                       \
-        ck_assert_msg((cond), "timed out waiting for " #cond);                 \
-    } while (0)
 
 static transport *tp;
 static target tgt;
@@ -205,12 +74,7 @@ static void setup(void)
 {
     char err[256];
 
-    for (int i = 0; i < P_N; i++)
-        atomic_store(&srv.count[i], 0);
-    atomic_store(&srv.current, 0);
-    atomic_store(&srv.max_current, 0);
-    atomic_store(&srv.connections, 0);
-    atomic_store(&srv.first_ms, 0);
+    http_fixture_reset(fx);
     tp = transport_new(NULL, err, sizeof err);
     ck_assert_msg(tp != NULL, "%s", err);
     memset(&tgt, 0, sizeof tgt);
@@ -233,10 +97,9 @@ static void mk_req(http_request *req, const char *path)
 {
     if (strcmp(path, "refused") == 0)
         snprintf(url_buf, sizeof url_buf, "http://127.0.0.1:%d/ok",
-                 srv.closed_port);
+                 http_fixture_closed_port());
     else
-        snprintf(url_buf, sizeof url_buf, "http://127.0.0.1:%d%s", srv.port,
-                 path);
+        http_fixture_url(fx, path, url_buf, sizeof url_buf);
     http_request_init(req, 1024);
     req->url = strdup(url_buf);
     ck_assert_int_eq(http_request_add_header(req, "X-Test", "1"), HERALD_OK);
@@ -373,7 +236,8 @@ START_TEST(test_tls_failure)
     tgt.tls_ca_file = "/nonexistent/ca.pem";
     mk_req(&req, "/ok");
     free(req.url);
-    snprintf(url_buf, sizeof url_buf, "https://127.0.0.1:%d/ok", srv.port);
+    snprintf(url_buf, sizeof url_buf, "https://127.0.0.1:%d/ok",
+             http_fixture_port(fx));
     req.url = strdup(url_buf);
     ck_assert_int_eq(transport_submit(tp, &tgt, &req, 0, rec_cb, &r),
                      HERALD_OK);
@@ -397,14 +261,14 @@ END_TEST
 START_TEST(test_not_before)
 {
     rec r = {0};
-    long long t0 = mono_ms();
+    int64_t t0 = herald_now_ms();
 
     /* Sent no earlier than 200 ms from now. */
     submit("/ok", (int64_t)t0 + 200, &r);
     ck_assert_uint_eq(transport_pending(tp), 1);
     WAIT_FOR(atomic_load(&r.done));
     ck_assert_int_eq(r.status, 200);
-    ck_assert_int_ge(atomic_load(&srv.first_ms) - t0, 199);
+    ck_assert_int_ge(http_fixture_first_ms(fx, "/ok") - t0, 199);
 }
 END_TEST
 
@@ -418,8 +282,8 @@ START_TEST(test_keepalive_reuse)
         ck_assert_int_eq(r.status, 200);
     }
     /* Five requests one after another over one connection. */
-    ck_assert_int_eq(atomic_load(&srv.count[P_OK]), 5);
-    ck_assert_int_eq(atomic_load(&srv.connections), 1);
+    ck_assert_int_eq(http_fixture_count(fx, "/ok"), 5);
+    ck_assert_int_eq(http_fixture_connections(fx), 1);
 }
 END_TEST
 
@@ -450,8 +314,8 @@ START_TEST(test_max_concurrency)
     WAIT_FOR(atomic_load(&other.done));
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(r[i].status, 200);
-    ck_assert_int_eq(atomic_load(&srv.count[P_GATE]), N);
-    ck_assert_int_eq(atomic_load(&srv.max_current), 2);
+    ck_assert_int_eq(http_fixture_count(fx, "/gate"), N);
+    ck_assert_int_eq(http_fixture_max_concurrent(fx, "/gate"), 2);
 }
 END_TEST
 
@@ -459,7 +323,7 @@ START_TEST(test_rate_limit)
 {
     enum { N = 4 };
     rec r[N];
-    long long t0 = mono_ms();
+    int64_t t0 = herald_now_ms();
 
     /* 20 tokens a second, burst 1: four requests need >= 150 ms. */
     memset(r, 0, sizeof r);
@@ -503,7 +367,7 @@ START_TEST(test_destroy_cancels)
     rec delayed2 = {0};
     rec slow = {0};
     rec queued = {0};
-    long long t0 = mono_ms();
+    int64_t t0 = herald_now_ms();
 
     /* Two requests wait for timers far away, one is in flight and one
      * waits behind it for the target's only slot. */
@@ -512,7 +376,7 @@ START_TEST(test_destroy_cancels)
     submit("/ok", (int64_t)t0 + 500000, &delayed2);
     submit("/slow", 0, &slow);
     submit("/slow", 0, &queued);
-    WAIT_FOR(atomic_load(&srv.count[P_SLOW]) == 1);
+    WAIT_FOR(http_fixture_count(fx, "/slow") == 1);
     ck_assert_uint_eq(transport_pending(tp), 4);
     transport_destroy(tp);
     tp = NULL;
@@ -526,7 +390,7 @@ START_TEST(test_destroy_cancels)
     ck_assert_int_eq(slow.transport_error, TRANSPORT_ERR_CANCELLED);
     ck_assert_int_eq(queued.transport_error, TRANSPORT_ERR_CANCELLED);
     /* The queued one was never sent. */
-    ck_assert_int_eq(atomic_load(&srv.count[P_SLOW]), 1);
+    ck_assert_int_eq(http_fixture_count(fx, "/slow"), 1);
 }
 END_TEST
 
@@ -560,17 +424,13 @@ START_TEST(test_submit_from_callback)
     ck_assert_int_eq(transport_submit(tp, &tgt, &req, 0, chain_cb, NULL),
                      HERALD_OK);
     WAIT_FOR(atomic_load(&chain_done));
-    ck_assert_int_eq(atomic_load(&srv.count[P_OK]), 3);
+    ck_assert_int_eq(http_fixture_count(fx, "/ok"), 3);
 }
 END_TEST
 
 static Suite *transport_suite(void)
 {
-    Suite *s = suite_create("transport");
-    struct {
-        const char *name;
-        const TTest *test;
-    } cases[] = {
+    const check_case cases[] = {
         {"config_defaults", test_config_defaults},
         {"ok", test_ok},
         {"methods", test_methods},
@@ -587,30 +447,24 @@ static Suite *transport_suite(void)
         {"destroy_cancels", test_destroy_cancels},
         {"submit_from_callback", test_submit_from_callback},
     };
+    Suite *s = suite_create("transport");
 
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, 60);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
+    check_suite_add(s, cases, CHECK_N_CASES(cases), setup, teardown);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
+    char err[256];
+    int rc;
 
     log_init(LOG_LEVEL_OFF, LOG_FORMAT_TEXT);
-    srv_start();
-    sr = srunner_create(transport_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    MHD_stop_daemon(srv.d);
-    free(srv.big);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    fx = http_fixture_new(rules, CHECK_N_CASES(rules), err, sizeof err);
+    if (fx == NULL) {
+        fprintf(stderr, "%s\n", err);
+        return EXIT_FAILURE;
+    }
+    rc = check_suite_run(transport_suite());
+    http_fixture_destroy(fx);
+    return rc;
 }
