@@ -301,3 +301,18 @@ def log_lines(sc, name):
     except OSError:
         pass
     return out
+
+
+def produce_raw(sc, topic, lines, extra=()):
+    """Produces lines (bytes, one record each, no newline inside) with
+    `herald produce` and the given extra flags (e.g. --allow-invalid,
+    --null-values). Returns the tool's stderr text."""
+    path = os.path.join(sc.dir, f"produce-{uuid.uuid4().hex[:6]}.raw")
+    with open(path, "wb") as f:
+        for line in lines:
+            f.write(line + b"\n")
+    out = subprocess.run([BIN, "produce", "--brokers", BROKERS, "--topic",
+                          topic, *extra, path], capture_output=True)
+    if out.returncode not in (0, 3):
+        raise AssertionError(f"herald produce failed: {out.stderr!r}")
+    return out.stderr.decode(errors="replace")

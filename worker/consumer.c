@@ -27,6 +27,10 @@
 #include "worker/worker_int.h"
 
 #define POLL_MS 100
+/* Longest wait for a cooperative rejoin before periodic commits resume
+ * anyway, ms: well above a rebalance of a healthy group (a few heartbeat
+ * intervals), and a late commit only widens what a crash redelivers. */
+#define REJOIN_MAX_MS 30000
 
 static const char *COMP = "consumer";
 
@@ -158,6 +162,7 @@ static herald_err part_add(worker *w, int32_t partition)
     atomic_init(&p->revoked, false);
     atomic_init(&p->cancel, false);
     p->partition = partition;
+    p->first_offset = -1;
     w->parts[partition] = p;
     return HERALD_OK;
 }
@@ -241,6 +246,28 @@ static void backlog_flush(worker *w, part *p)
     }
 }
 
+/*
+ * What a crash now would consume again on this partition: from the last
+ * committed offset (the assignment's first offset before any commit) to
+ * the last consumed one. That is the tracked entries (from the commit
+ * point on, finished or not) plus the finished jobs between the last
+ * commit sent and the commit point, which the tracker has released but
+ * Kafka does not know about yet. Counted in offsets, so gaps count too:
+ * an overestimate, never an underestimate.
+ */
+static size_t part_redeliverable(const part *p)
+{
+    size_t n = offset_tracker_tracked(p->tracker);
+    int64_t point = offset_tracker_commit_point(p->tracker);
+    int64_t base = offset_tracker_committed(p->tracker);
+
+    if (base < 0)
+        base = p->first_offset;
+    if (base >= 0 && point > base)
+        n += (size_t)(point - base);
+    return n;
+}
+
 /* Applies the in-flight window: pause above it, resume at the low mark. */
 static void backpressure_apply(worker *w)
 {
@@ -253,9 +280,10 @@ static void backpressure_apply(worker *w)
         if (!p)
             continue;
         backlog_flush(w, p);
-        /* Entries from the commit point on, finished or not: what a crash
-         * would redeliver. Bounding them bounds memory and duplicates. */
-        inflight = offset_tracker_tracked(p->tracker);
+        /* What a crash would redeliver (tracked entries plus finished,
+         * not yet committed ones): bounding it bounds memory and the
+         * duplicates after a crash by the window. */
+        inflight = part_redeliverable(p);
         if (!p->paused &&
             (inflight >= (size_t)w->cfg.window || p->backlog_head))
             partitions_pause(w, p, true);
@@ -263,6 +291,25 @@ static void backpressure_apply(worker *w)
                  !atomic_load(&p->revoked))
             partitions_pause(w, p, false);
     }
+}
+
+/*
+ * True while a cooperative rejoin of ours is pending (see worker_int.h):
+ * a commit sent now would fail and make librdkafka drop the assignment.
+ */
+static bool commit_blocked(worker *w)
+{
+    if (w->rejoin_assigns <= 0)
+        return false;
+    if (herald_now_ms() >= w->rejoin_until_ms) {
+        LOG_WARN(COMP, LOG_NOFIELDS,
+                 "rebalance did not complete in %d ms after a cooperative "
+                 "revoke: committing again",
+                 REJOIN_MAX_MS);
+        w->rejoin_assigns = 0;
+        return false;
+    }
+    return true;
 }
 
 /*
@@ -428,6 +475,37 @@ static void partitions_revoke(worker *w,
     }
 }
 
+/*
+ * librdkafka keeps a partition's pause flag across unassign and assign: a
+ * partition revoked while paused (backpressure) would stay paused when it
+ * comes back, and since nothing of it is ever consumed, nothing would ever
+ * resume it. So every assigned partition that we do not hold paused is
+ * resumed explicitly (a no-op for one that is not paused).
+ */
+static void partitions_resume_fresh(worker *w,
+                                    rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *list;
+    rd_kafka_resp_err_t err;
+
+    list = rd_kafka_topic_partition_list_new(parts->cnt > 0 ? parts->cnt : 1);
+    for (int i = 0; i < parts->cnt; i++) {
+        part *p = part_get(w, parts->elems[i].partition);
+
+        if (p && !p->paused)
+            rd_kafka_topic_partition_list_add(list, w->cfg.topic,
+                                              p->partition);
+    }
+    if (list->cnt > 0) {
+        err = rd_kafka_resume_partitions(w->rk, list);
+        if (err)
+            LOG_WARN(COMP, LOG_NOFIELDS,
+                     "resume of assigned partitions failed: %s",
+                     rd_kafka_err2str(err));
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts,
                          void *opaque)
@@ -453,11 +531,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (part_add(w, parts->elems[i].partition) != HERALD_OK)
                 LOG_ERROR(COMP, LOG_NOFIELDS, "out of memory on assign");
         }
+        if (w->rejoin_assigns > 0)
+            w->rejoin_assigns--;
         atomic_store(&w->assigned, parts->cnt > 0 || atomic_load(&w->assigned));
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);
         else
             ret = rd_kafka_assign(rk, parts);
+        partitions_resume_fresh(w, parts);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         bool lost = rd_kafka_assignment_lost(rk);
 
@@ -466,6 +547,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                  cooperative ? "cooperative" : "eager",
                  lost ? ", assignment lost" : "");
         partitions_revoke(w, parts, lost);
+        if (cooperative && !lost && parts->cnt > 0) {
+            /* librdkafka assigns the rest of this generation, then
+             * rejoins: hold periodic commits until both assigns. */
+            w->rejoin_assigns = 2;
+            w->rejoin_until_ms = herald_now_ms() + REJOIN_MAX_MS;
+        }
         if (cooperative)
             error = rd_kafka_incremental_unassign(rk, parts);
         else
@@ -608,6 +695,8 @@ static void message_handle(worker *w, rd_kafka_message_t *rkm)
         job_free(job);
         return;
     }
+    if (p->first_offset < 0)
+        p->first_offset = rkm->offset;
     atomic_fetch_add(&w->consumed, 1);
     part_label(p->partition, lbl, sizeof(lbl));
     metrics_add(cm.messages, 1, w->cfg.topic, lbl);
@@ -918,7 +1007,10 @@ static void worker_shutdown(worker *w)
                 backlog_flush(w, w->parts[i]);
         }
         left = outstanding_total(w);
-        if (left == 0)
+        /* The final commit waits for a pending cooperative rejoin (it
+         * would fail), within the drain deadline. */
+        if (left == 0 &&
+            (!commit_blocked(w) || herald_now_ms() >= deadline))
             break;
         if (herald_now_ms() >= deadline) {
             if (!atomic_load(&w->stopping)) {
@@ -1078,7 +1170,7 @@ herald_err worker_run(const worker_config *cfg_in, char *errstr,
         completions_drain(&w);
         backpressure_apply(&w);
         now = herald_now_ms();
-        if (now >= next_commit) {
+        if (now >= next_commit && !commit_blocked(&w)) {
             commit_due(&w, false, NULL);
             next_commit = now + w.cfg.commit_interval_ms;
         }

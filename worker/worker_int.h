@@ -35,6 +35,8 @@ typedef struct part {
     offset_tracker *tracker; /* Fresh on every assign. */
     bool paused;
     size_t outstanding;      /* Jobs pushed and not yet handed back. */
+    int64_t first_offset;    /* First offset tracked in this assignment,
+                              * -1 before the first message. */
     struct job *backlog_head; /* Jobs the full queue refused, in order. */
     struct job *backlog_tail;
 } part;
@@ -80,6 +82,19 @@ typedef struct worker {
     size_t n_parts_cap;
     atomic_bool assigned; /* At least one partition: readiness. */
     atomic_llong consumed; /* Messages consumed, for the summary. */
+    /*
+     * Consumer thread only. After a cooperative revoke librdkafka rejoins
+     * the group at once; an offset commit sent while that JoinGroup is
+     * pending carries the old generation, fails with ILLEGAL_GENERATION,
+     * and librdkafka < 2.10 then treats the whole assignment as lost
+     * (librdkafka issue #4059), so everything since the last commit is
+     * consumed again. Periodic commits wait until the rebalance completes:
+     * rejoin_assigns counts the assign callbacks still to come (the one of
+     * the revoking generation, then the one after the rejoin), bounded by
+     * rejoin_until_ms (monotonic) in case librdkafka skips one.
+     */
+    int rejoin_assigns;
+    int64_t rejoin_until_ms;
 } worker;
 
 /* Runs one job on a dispatcher thread (queue_run_cb). worker/job.c. */
