@@ -16,6 +16,7 @@
  *
  * Invariants, all under q->lock:
  *   size == queued nodes + running;  size <= capacity;
+ *   running == keys with running set (manual_done: started, not done);
  *   live keys <= size (a key lives while it holds a queued or running job),
  *   so the bucket array (>= capacity) keeps the load factor <= 1 and the
  *   heap array (capacity slots) never overflows;
@@ -27,15 +28,50 @@
  * (queue_drain() waits for size 0). Two condition variables so that a push
  * can pthread_cond_signal() one dispatcher without the risk of waking a
  * drain waiter instead. No callback, log or I/O runs under the lock and
- * every signal is sent after unlocking. No lost wakeup: a dispatcher waits
+ * signals are sent after unlocking where that is safe (see "Signals"
+ * below for the three that are not). No lost wakeup: a dispatcher waits
  * only after seeing an empty heap under the lock; a push that makes a key
  * runnable signals when a dispatcher waits; a key made runnable again by a
  * finishing job is picked up by that same dispatcher, which looks at the
  * heap before it waits.
  *
- * Threads: any thread pushes, drains, stops and reads the counters; the
- * dispatcher threads (fixed pool, started by queue_new(), joined by
- * queue_destroy()) run the jobs.
+ * Manual_done mode (asynchronous jobs): the dispatcher does not finish a
+ * job when run returns; queue_job_done() does (any thread), which is the
+ * same "key leaves running, goes back to the heap or leaves the map" step
+ * plus a signal, because no dispatcher is bound to look at the heap then.
+ * In this mode a dispatcher never touches its key after run returns: the
+ * key may already be finished and freed. Continuations (queue_resume())
+ * are nodes (job, due time, sequence) that are either due, in a FIFO served
+ * before the key heap, or delayed, in a second binary min-heap (the timer
+ * heap) by (due time, sequence). Before taking work, a dispatcher moves the
+ * timers that fell due to the FIFO; an idle dispatcher waits on work_cond
+ * with pthread_cond_timedwait() until the earliest timer (CLOCK_MONOTONIC
+ * condattr, so wall-clock jumps do not matter), or without limit when there
+ * is none. Every idle dispatcher waits for the same deadline, so a timer
+ * wakes them all; continuations are retries, a few per second at most, so
+ * that herd is cheaper than electing a timer thread. A resume that makes a
+ * continuation due, or a timer the earliest, signals one idle dispatcher; a
+ * dispatcher that takes a continuation and leaves more due ones signals the
+ * next (a chain), so several timers falling due at once spread out.
+ *
+ * Signals: dispatchers, queue_push() and queue_stop() signal after
+ * unlocking, as above. queue_job_done(), queue_resume() and
+ * queue_timers_expire() signal while holding the lock: they are called from
+ * threads the queue does not join (transport callbacks), and once they
+ * unlock, the job they finished or resumed can complete, queue_drain()
+ * return and queue_destroy() free the condition variable that a late
+ * signal would still touch. Under the lock, their last access to the queue
+ * is the unlock, which destroy's own locking orders before the free.
+ *
+ * Stop and destroy in manual_done mode: after queue_stop() the dispatchers
+ * stay while a started job is not done or a continuation is pending (the
+ * owner finishes its cancelled jobs through them); queue_destroy() sets
+ * closing, upon which they exit as soon as no continuation is due; the
+ * delayed ones left after the join go to the drop callback.
+ *
+ * Threads: any thread pushes, drains, stops, resumes, finishes jobs and
+ * reads the counters; the dispatcher threads (fixed pool, started by
+ * queue_new(), joined by queue_destroy()) run the jobs and continuations.
  */
 #include "queue/queue.h"
 
@@ -55,6 +91,14 @@ typedef struct queue_node {
     uint64_t seq;            /* Push sequence: FIFO among equal priorities. */
     int priority;            /* Smaller runs sooner. */
 } queue_node;
+
+/* One continuation of a started job (manual_done mode). */
+typedef struct queue_cont {
+    struct queue_cont *next; /* Next due continuation, in FIFO order. */
+    void *job;               /* Borrowed from the owner until run. */
+    int64_t when_ms;         /* Due time, monotonic ms. */
+    uint64_t seq;            /* Resume sequence: FIFO among equal times. */
+} queue_cont;
 
 /* One key with at least one queued or running job. */
 typedef struct queue_key {
@@ -79,11 +123,22 @@ struct queue {
 
     size_t capacity;   /* Most jobs held. */
     size_t size;       /* Jobs held, queued plus running. */
-    size_t running;    /* Jobs in a run callback. */
+    size_t running;    /* Jobs running (manual_done: started, not done). */
+    size_t executing;  /* Dispatchers inside a run callback. */
     uint64_t next_seq; /* Sequence of the next push. */
     int idle_threads;  /* Dispatchers waiting on work_cond. */
     int drain_waiters; /* Threads waiting on idle_cond. */
     bool stopping;     /* queue_stop() was called. */
+    bool closing;      /* queue_destroy(): exit once nothing is due. */
+    bool manual;       /* manual_done mode; immutable after queue_new(). */
+
+    queue_cont *due_head; /* Due continuations, FIFO, before new jobs. */
+    queue_cont *due_tail;
+    size_t due_len;
+    queue_cont **timers; /* Min-heap of delayed continuations. */
+    size_t timers_len;
+    size_t timers_cap;      /* Grows by doubling under the lock. */
+    uint64_t next_cont_seq; /* Sequence of the next delayed resume. */
 
     queue_run_cb run;
     queue_drop_cb drop;
@@ -98,6 +153,16 @@ void queue_config_init(queue_config *cfg)
     cfg->capacity = QUEUE_DEFAULT_CAPACITY;
     cfg->threads = QUEUE_DEFAULT_THREADS;
     cfg->drop = NULL;
+    cfg->manual_done = false;
+}
+
+/* Monotonic milliseconds, the clock of herald_now_ms(). */
+static int64_t queue_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* FNV-1a 64: short keys (16 hex digit fingerprints), good spread. */
@@ -184,53 +249,193 @@ static queue_key *queue_heap_pop(queue *q)
     return top;
 }
 
+/* True when continuation a falls due before b. */
+static bool queue_cont_before(const queue_cont *a, const queue_cont *b)
+{
+    if (a->when_ms != b->when_ms)
+        return a->when_ms < b->when_ms;
+    return a->seq < b->seq;
+}
+
+/* Adds a delayed continuation; a slot is free. Caller holds q->lock. */
+static void queue_timers_push(queue *q, queue_cont *c)
+{
+    size_t i = q->timers_len++;
+
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+
+        if (!queue_cont_before(c, q->timers[parent]))
+            break;
+        q->timers[i] = q->timers[parent];
+        i = parent;
+    }
+    q->timers[i] = c;
+}
+
+/* Removes and returns the earliest delayed one. Caller holds q->lock. */
+static queue_cont *queue_timers_pop(queue *q)
+{
+    queue_cont *top = q->timers[0];
+    queue_cont *last = q->timers[--q->timers_len];
+    size_t n = q->timers_len;
+    size_t i = 0;
+
+    if (n == 0)
+        return top;
+    for (;;) {
+        size_t child = 2 * i + 1;
+
+        if (child >= n)
+            break;
+        if (child + 1 < n &&
+            queue_cont_before(q->timers[child + 1], q->timers[child]))
+            child++;
+        if (!queue_cont_before(q->timers[child], last))
+            break;
+        q->timers[i] = q->timers[child];
+        i = child;
+    }
+    q->timers[i] = last;
+    return top;
+}
+
+/* Appends c to the due FIFO. Caller holds q->lock. */
+static void queue_due_append(queue *q, queue_cont *c)
+{
+    c->next = NULL;
+    if (q->due_tail)
+        q->due_tail->next = c;
+    else
+        q->due_head = c;
+    q->due_tail = c;
+    q->due_len++;
+}
+
+/* Moves the delayed continuations that fell due to the FIFO. Holds lock. */
+static void queue_timers_collect(queue *q)
+{
+    int64_t now;
+
+    if (q->timers_len == 0)
+        return;
+    now = queue_now_ms();
+    while (q->timers_len > 0 && q->timers[0]->when_ms <= now)
+        queue_due_append(q, queue_timers_pop(q));
+}
+
+/*
+ * True when nothing is held, pending or executing: what queue_drain()
+ * waits for. Caller holds q->lock.
+ */
+static bool queue_idle(const queue *q)
+{
+    return q->size == 0 && q->executing == 0 && q->due_len == 0 &&
+           q->timers_len == 0;
+}
+
+/*
+ * True when a dispatcher with nothing to run should exit: stopped, and
+ * either destroying, or not in manual_done mode (the original rule: the
+ * heap is empty for good), or no started job and no continuation is left.
+ * Caller holds q->lock and saw the FIFO and the key heap empty.
+ */
+static bool queue_dispatcher_done(const queue *q)
+{
+    if (!q->stopping)
+        return false;
+    return q->closing || !q->manual || (q->size == 0 && q->timers_len == 0);
+}
+
+/*
+ * Waits for work: until signalled, or until the earliest delayed
+ * continuation is due. Caller holds q->lock.
+ */
+static void queue_dispatcher_wait(queue *q)
+{
+    q->idle_threads++;
+    if (q->timers_len > 0) {
+        int64_t when = q->timers[0]->when_ms;
+        struct timespec deadline;
+
+        deadline.tv_sec = (time_t)(when / 1000);
+        deadline.tv_nsec = (long)(when % 1000) * 1000000L;
+        pthread_cond_timedwait(&q->work_cond, &q->lock, &deadline);
+    } else {
+        pthread_cond_wait(&q->work_cond, &q->lock);
+    }
+    q->idle_threads--;
+}
+
 static void *queue_dispatcher_main(void *arg)
 {
     queue *q = arg;
 
     pthread_mutex_lock(&q->lock);
     for (;;) {
-        queue_key *qk;
-        queue_node *node;
+        queue_key *qk = NULL;
         void *job;
+        bool wake_next = false;
         bool wake_drain;
 
-        while (q->heap_len == 0 && !q->stopping) {
-            q->idle_threads++;
-            pthread_cond_wait(&q->work_cond, &q->lock);
-            q->idle_threads--;
-        }
-        /* queue_stop() empties the heap and no key can re-enter it. */
-        if (q->heap_len == 0)
-            break;
+        queue_timers_collect(q);
+        if (q->due_head) {
+            /* Continuations first: they finish work already started. */
+            queue_cont *c = q->due_head;
 
-        qk = queue_heap_pop(q);
-        node = qk->head;
-        qk->head = node->next;
-        if (!qk->head)
-            qk->tail = NULL;
-        qk->running = true;
-        q->running++;
+            q->due_head = c->next;
+            if (!q->due_head)
+                q->due_tail = NULL;
+            q->due_len--;
+            job = c->job;
+            free(c);
+            wake_next = q->due_head != NULL && q->idle_threads > 0;
+        } else if (q->heap_len > 0) {
+            queue_node *node;
+
+            qk = queue_heap_pop(q);
+            node = qk->head;
+            qk->head = node->next;
+            if (!qk->head)
+                qk->tail = NULL;
+            qk->running = true;
+            q->running++;
+            job = node->job;
+            free(node);
+        } else if (queue_dispatcher_done(q)) {
+            break;
+        } else {
+            queue_dispatcher_wait(q);
+            continue;
+        }
+        q->executing++;
         pthread_mutex_unlock(&q->lock);
 
-        job = node->job;
-        free(node);
+        if (wake_next)
+            pthread_cond_signal(&q->work_cond);
         q->run(q->opaque, job);
 
         pthread_mutex_lock(&q->lock);
-        qk->running = false;
-        q->running--;
-        q->size--;
+        q->executing--;
         /*
-         * The key's next job (pushed meanwhile, or queued before) becomes
-         * runnable only now. No signal: this thread looks at the heap
-         * before it waits.
+         * In manual_done mode the job ends with queue_job_done(), maybe
+         * already called: qk must not be touched (it may be freed).
          */
-        if (qk->head)
-            queue_heap_push(q, qk);
-        else
-            queue_key_remove(q, qk);
-        wake_drain = q->size == 0 && q->drain_waiters > 0;
+        if (qk && !q->manual) {
+            qk->running = false;
+            q->running--;
+            q->size--;
+            /*
+             * The key's next job (pushed meanwhile, or queued before)
+             * becomes runnable only now. No signal: this thread looks at
+             * the heap before it waits.
+             */
+            if (qk->head)
+                queue_heap_push(q, qk);
+            else
+                queue_key_remove(q, qk);
+        }
+        wake_drain = queue_idle(q) && q->drain_waiters > 0;
         if (wake_drain) {
             pthread_mutex_unlock(&q->lock);
             pthread_cond_broadcast(&q->idle_cond);
@@ -318,6 +523,7 @@ queue *queue_new(const queue_config *cfg, queue_run_cb run, void *opaque,
     q->capacity = c.capacity;
     q->run = run;
     q->drop = c.drop;
+    q->manual = c.manual_done;
     q->opaque = opaque;
     q->nbuckets = 16;
     while (q->nbuckets < q->capacity)
@@ -449,7 +655,7 @@ herald_err queue_drain(queue *q, int64_t timeout_ms)
     }
     pthread_mutex_lock(&q->lock);
     q->drain_waiters++;
-    while (q->size > 0) {
+    while (!queue_idle(q)) {
         if (timeout_ms < 0) {
             pthread_cond_wait(&q->idle_cond, &q->lock);
         } else if (pthread_cond_timedwait(&q->idle_cond, &q->lock, &deadline) ==
@@ -458,7 +664,7 @@ herald_err queue_drain(queue *q, int64_t timeout_ms)
         }
     }
     q->drain_waiters--;
-    empty = q->size == 0;
+    empty = queue_idle(q);
     pthread_mutex_unlock(&q->lock);
     return empty ? HERALD_OK : HERALD_ERR_TIMEOUT;
 }
@@ -498,7 +704,7 @@ void queue_stop(queue *q)
     }
     q->heap_len = 0;
     q->size -= ndropped;
-    wake_drain = q->size == 0 && q->drain_waiters > 0;
+    wake_drain = queue_idle(q) && q->drain_waiters > 0;
     pthread_mutex_unlock(&q->lock);
 
     pthread_cond_broadcast(&q->work_cond);
@@ -516,17 +722,65 @@ void queue_stop(queue *q)
 
 void queue_destroy(queue *q)
 {
+    queue_cont *left = NULL;
+    queue_cont **left_tail = &left;
+
     if (!q)
         return;
     if (q->lock_ready) {
         queue_stop(q);
+        pthread_mutex_lock(&q->lock);
+        q->closing = true;
+        pthread_mutex_unlock(&q->lock);
+        pthread_cond_broadcast(&q->work_cond);
         for (int i = 0; i < q->nthreads; i++)
             pthread_join(q->threads[i], NULL);
+        /*
+         * No dispatcher is left; the lock still orders this against a
+         * late resume from another thread that returned before this call.
+         * Due ones (scheduled after the threads exited) go first, then
+         * the delayed ones in due order.
+         */
+        pthread_mutex_lock(&q->lock);
+        *left_tail = q->due_head;
+        if (q->due_tail)
+            left_tail = &q->due_tail->next;
+        q->due_head = NULL;
+        q->due_tail = NULL;
+        q->due_len = 0;
+        while (q->timers_len > 0) {
+            queue_cont *c = queue_timers_pop(q);
+
+            c->next = NULL;
+            *left_tail = c;
+            left_tail = &c->next;
+        }
+        pthread_mutex_unlock(&q->lock);
+        while (left) {
+            queue_cont *c = left;
+
+            left = c->next;
+            if (q->drop)
+                q->drop(q->opaque, c->job);
+            free(c);
+        }
         pthread_cond_destroy(&q->idle_cond);
         pthread_cond_destroy(&q->work_cond);
         pthread_mutex_destroy(&q->lock);
     }
-    /* Every key left the map: queued ones in stop, running ones on return. */
+    /*
+     * Queued keys left the map in stop, finished ones on return or in
+     * queue_job_done(); what remains are manual_done jobs never finished.
+     */
+    for (size_t b = 0; q->buckets && b < q->nbuckets; b++) {
+        while (q->buckets[b]) {
+            queue_key *qk = q->buckets[b];
+
+            q->buckets[b] = qk->hnext;
+            free(qk);
+        }
+    }
+    free(q->timers);
     free(q->threads);
     free(q->heap);
     free(q->buckets);
@@ -549,6 +803,126 @@ size_t queue_running(queue *q)
 
     pthread_mutex_lock(&q->lock);
     n = q->running;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+herald_err queue_job_done(queue *q, const char *key)
+{
+    queue_key *qk;
+    uint64_t hash;
+    herald_err err = HERALD_OK;
+    bool wake_work = false;
+    bool wake_all = false;
+    bool wake_drain = false;
+
+    if (!q->manual || !key)
+        return HERALD_ERR_INVALID;
+    hash = queue_hash(key);
+    pthread_mutex_lock(&q->lock);
+    qk = queue_key_find(q, key, hash);
+    if (!qk || !qk->running) {
+        err = HERALD_ERR_NOT_FOUND;
+        goto unlock;
+    }
+    qk->running = false;
+    q->running--;
+    q->size--;
+    /* No dispatcher is bound to look at the heap now: signal one. */
+    if (qk->head) {
+        queue_heap_push(q, qk);
+        wake_work = q->idle_threads > 0;
+    } else {
+        queue_key_remove(q, qk);
+    }
+    /* Stopped dispatchers wait for the last started job to end, then exit. */
+    wake_all = q->stopping && q->size == 0 && q->idle_threads > 0;
+    wake_drain = queue_idle(q) && q->drain_waiters > 0;
+    /* Signalled under the lock: see "Signals" at the top. */
+    if (wake_all)
+        pthread_cond_broadcast(&q->work_cond);
+    else if (wake_work)
+        pthread_cond_signal(&q->work_cond);
+    if (wake_drain)
+        pthread_cond_broadcast(&q->idle_cond);
+unlock:
+    pthread_mutex_unlock(&q->lock);
+    return err;
+}
+
+herald_err queue_resume(queue *q, void *job, int64_t when_ms)
+{
+    queue_cont *c;
+    int64_t now = 0;
+    herald_err err = HERALD_OK;
+    bool wake = false;
+
+    if (!q->manual)
+        return HERALD_ERR_INVALID;
+    /* Allocate and read the clock before locking: a short section. */
+    c = malloc(sizeof(*c));
+    if (!c)
+        return HERALD_ERR_NOMEM;
+    c->next = NULL;
+    c->job = job;
+    c->when_ms = when_ms;
+    c->seq = 0;
+    if (when_ms > 0)
+        now = queue_now_ms();
+
+    pthread_mutex_lock(&q->lock);
+    if (when_ms <= now) {
+        queue_due_append(q, c);
+        wake = q->idle_threads > 0;
+    } else {
+        if (q->timers_len == q->timers_cap) {
+            /* Realloc under the lock: memory only, no I/O or callback. */
+            size_t cap = q->timers_cap ? q->timers_cap * 2 : 16;
+            queue_cont **timers = realloc(q->timers, cap * sizeof(*timers));
+
+            if (!timers) {
+                err = HERALD_ERR_NOMEM;
+                goto unlock;
+            }
+            q->timers = timers;
+            q->timers_cap = cap;
+        }
+        c->seq = q->next_cont_seq++;
+        queue_timers_push(q, c);
+        /* A new earliest deadline: idle dispatchers wait for a later one. */
+        wake = q->timers[0] == c && q->idle_threads > 0;
+    }
+    c = NULL; /* Owned by the queue now. */
+    /* Signalled under the lock: see "Signals" at the top. */
+    if (wake)
+        pthread_cond_signal(&q->work_cond);
+unlock:
+    pthread_mutex_unlock(&q->lock);
+    free(c);
+    return err;
+}
+
+void queue_timers_expire(queue *q)
+{
+    bool wake;
+
+    pthread_mutex_lock(&q->lock);
+    /* Popping the heap keeps the due order (due time, then sequence). */
+    while (q->timers_len > 0)
+        queue_due_append(q, queue_timers_pop(q));
+    wake = q->due_len > 0 && q->idle_threads > 0;
+    /* Signalled under the lock: see "Signals" at the top. */
+    if (wake)
+        pthread_cond_broadcast(&q->work_cond);
+    pthread_mutex_unlock(&q->lock);
+}
+
+size_t queue_pending_continuations(queue *q)
+{
+    size_t n;
+
+    pthread_mutex_lock(&q->lock);
+    n = q->due_len + q->timers_len;
     pthread_mutex_unlock(&q->lock);
     return n;
 }

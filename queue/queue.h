@@ -26,6 +26,19 @@
  * the drop callback exactly once. The consumer does not commit the offset of
  * a dropped job, so Kafka delivers it again after a restart (at-least-once).
  *
+ * Asynchronous jobs (queue_config.manual_done): a job that waits for a slow
+ * HTTP target must not hold a dispatcher thread for seconds. In manual_done
+ * mode a job is not finished when its run callback returns: the callback
+ * starts the work and returns, the owner schedules the job's continuation
+ * with queue_resume() (the run callback is called again, with the same job
+ * pointer, on a dispatcher thread, now or at a monotonic time), and declares
+ * the job finished with queue_job_done(). Until then the key stays busy (the
+ * key's next job does not start) and the job counts against capacity, so the
+ * per-key order and the bound above hold unchanged. Due continuations run
+ * before new jobs: they finish work already started. Delayed continuations
+ * wait in a binary min-heap by (due time, sequence); dispatcher threads wait
+ * with a timed wait on CLOCK_MONOTONIC until the earliest is due.
+ *
  * Data structures: a hash map from key to a per-key FIFO of jobs, and a
  * binary min-heap of the runnable keys ordered by (head priority, head push
  * sequence). push, and taking the next job, are O(log n) in the number of
@@ -39,6 +52,7 @@
 #ifndef HERALD_QUEUE_H
 #define HERALD_QUEUE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +65,11 @@ typedef struct queue queue;
  * exactly once per job that was not dropped. opaque is the pointer given to
  * queue_new(); job is the pointer given to queue_push(), and its ownership
  * passes to the callback (the queue never touches it again).
+ *
+ * In manual_done mode it is also called once per continuation scheduled
+ * with queue_resume(), with the pointer given there; the callback tells a
+ * first run from a continuation by the job's own state. The callback may
+ * call queue_resume() and queue_job_done() for its own job.
  */
 typedef void (*queue_run_cb)(void *opaque, void *job);
 
@@ -60,6 +79,11 @@ typedef void (*queue_run_cb)(void *opaque, void *job);
  * without any queue lock held, once per such job, in push order per key.
  * Ownership of job passes to the callback, which should free it and must not
  * treat it as delivered (its offset is not committed).
+ *
+ * In manual_done mode queue_destroy() also hands it every continuation that
+ * was still pending when the dispatcher threads ended (delayed ones, or ones
+ * scheduled after the threads exited), in due order: a job that was started
+ * and never finished. The same rule applies: free it, do not commit it.
  */
 typedef void (*queue_drop_cb)(void *opaque, void *job);
 
@@ -78,9 +102,19 @@ typedef struct queue_config {
     size_t capacity;    /* Most jobs held, queued plus running; 0: default. */
     int threads;        /* Dispatcher threads (fixed pool); 0: default. */
     queue_drop_cb drop; /* Optional; NULL: un-run jobs are just forgotten. */
+    /*
+     * Default false. When true, a job is NOT finished when its run callback
+     * returns; the owner finishes it with queue_job_done(). Until then its
+     * key stays busy (the key's next job does not run) and it counts
+     * against capacity. Enables queue_resume() and queue_timers_expire().
+     */
+    bool manual_done;
 } queue_config;
 
-/* Fills cfg with the defaults (capacity 10000, 16 threads, no drop). */
+/*
+ * Fills cfg with the defaults (capacity 10000, 16 threads, no drop, not
+ * manual_done).
+ */
 void queue_config_init(queue_config *cfg);
 
 /*
@@ -114,6 +148,11 @@ herald_err queue_push(queue *q, const char *key, int priority, void *job);
  * limit. Returns HERALD_OK when empty, HERALD_ERR_TIMEOUT otherwise. Pushes
  * may continue meanwhile; drain only waits. Any thread except a dispatcher
  * thread (a running job counts itself, so it would wait for itself).
+ *
+ * In manual_done mode a job counts as running until queue_job_done(), and
+ * "empty" also requires that no continuation is pending (delayed ones
+ * included) and that no run callback is executing, so after HERALD_OK no
+ * callback of this queue runs until the next push.
  */
 herald_err queue_drain(queue *q, int64_t timeout_ms);
 
@@ -124,6 +163,13 @@ herald_err queue_drain(queue *q, int64_t timeout_ms);
  * exit once their running job returns. Does not wait for running jobs: use
  * queue_drain() first to let them finish, or queue_destroy() to join.
  * Idempotent. Any thread; from a run callback too.
+ *
+ * In manual_done mode the started jobs are not finished yet: queue_resume()
+ * and queue_job_done() keep working, and the dispatcher threads keep
+ * running continuations (due, and delayed ones when they fall due) until
+ * every started job is done and no continuation is pending, or until
+ * queue_destroy(). So the owner can cancel its jobs, call
+ * queue_timers_expire(), and queue_drain() until they finished.
  */
 void queue_stop(queue *q);
 
@@ -131,13 +177,70 @@ void queue_stop(queue *q);
  * Stops the queue (see queue_stop()), waits for the running jobs to return,
  * joins every dispatcher thread and frees the queue. NULL is a no-op. Must
  * not be called from a run or drop callback.
+ *
+ * In manual_done mode the dispatcher threads first run every continuation
+ * that is due (including ones those continuations schedule as due), then
+ * exit without waiting for delayed ones. Every continuation still pending
+ * after the join (delayed, or scheduled after the threads exited) is handed
+ * to the drop callback on this thread (forgotten when there is none), so
+ * nothing leaks in the queue; the job pointers themselves belong to the
+ * owner. Jobs started and never finished with queue_job_done() are simply
+ * forgotten by the queue (their pointers belong to the owner since their
+ * first run). No other thread may call into the queue once this returns.
  */
 void queue_destroy(queue *q);
 
 /* Jobs held, queued plus running. Any thread; a snapshot. */
 size_t queue_size(queue *q);
 
-/* Jobs whose run callback is executing (busy dispatchers). Any thread. */
+/*
+ * Jobs running: whose run callback is executing (busy dispatchers), or, in
+ * manual_done mode, jobs started and not finished with queue_job_done()
+ * (waiting for a continuation included), so an "active jobs" metric stays
+ * meaningful. Any thread; a snapshot.
+ */
 size_t queue_running(queue *q);
+
+/*
+ * Finishes the running job of key (manual_done mode): the key's next job
+ * becomes runnable and the capacity slot is freed. key is borrowed for the
+ * call. Call it exactly once per job: the queue knows jobs by key only, so
+ * a second call after the key's next job started would finish that one.
+ * Any thread, including inside the run callback (of this job's first run
+ * or of a continuation). Errors: HERALD_ERR_NOT_FOUND when key has no
+ * running job, HERALD_ERR_INVALID when not in manual_done mode or key is
+ * NULL.
+ */
+herald_err queue_job_done(queue *q, const char *key);
+
+/*
+ * Schedules a continuation of a running job (manual_done mode): run(opaque,
+ * job) is called again on a dispatcher thread at or after when_ms
+ * (monotonic ms as herald_now_ms()/CLOCK_MONOTONIC; 0 or past = now).
+ * Continuations that are due run before new jobs (they finish work already
+ * started), in the order they fell due (due time, then call order). The key
+ * stays busy. job is borrowed until it is handed to run (or to drop by
+ * queue_destroy()); the queue does not check that it is a running job, the
+ * owner must only resume jobs started and not yet done. Each call schedules
+ * one more run: two calls run the job twice.
+ * Any thread, including inside run and from other libraries' callback
+ * threads. Never blocks (a short lock, no wait). Works after queue_stop().
+ * Errors (nothing was scheduled): HERALD_ERR_NOMEM, HERALD_ERR_INVALID (not
+ * manual_done mode).
+ */
+herald_err queue_resume(queue *q, void *job, int64_t when_ms);
+
+/*
+ * Makes every delayed continuation due now (used when jobs are cancelled at
+ * a revoke or shutdown so they do not sit out their backoff); they run in
+ * due order, before new jobs. No-op outside manual_done mode. Any thread.
+ */
+void queue_timers_expire(queue *q);
+
+/*
+ * Continuations scheduled and not yet run (delayed ones included; one whose
+ * run callback is executing no longer counts). Any thread; a snapshot.
+ */
+size_t queue_pending_continuations(queue *q);
 
 #endif

@@ -3,7 +3,13 @@
  * under many threads and random job durations, different keys running at
  * the same time, priority order of key heads, the capacity bound, stop
  * handing un-run jobs to the drop callback, drain, pushes from a running
- * job, and a clean destroy in every state.
+ * job, and a clean destroy in every state. Manual_done mode (asynchronous
+ * jobs): the key stays busy and the job counts against capacity until
+ * queue_job_done() (from the run callback or another thread); continuations
+ * run on a dispatcher with the same job pointer, never before their due
+ * time, before new jobs, promptly after queue_timers_expire() and still
+ * after queue_stop(); queue_destroy() runs the due ones and drops the
+ * delayed ones; and many jobs resumed from several threads at once (TSan).
  *
  * Dispatcher threads never call ck_assert (Check's failure path is not
  * thread-safe with CK_FORK=no): run callbacks record what they saw and the
@@ -630,6 +636,678 @@ START_TEST(test_config)
 }
 END_TEST
 
+/* ---- Manual_done mode: asynchronous jobs and continuations. ---- */
+
+/*
+ * An asynchronous test job. Its run callback optionally blocks on a gate
+ * (first run only), records each run (index from started), then schedules
+ * `resumes` continuations, one per run (each delay_ms after the run, 0: due
+ * now), and on its last run finishes itself when done_in_run. Recording
+ * happens before the resume: the continuation may start on another
+ * dispatcher before this run returns.
+ */
+#define AJOB_RUNS 8
+
+typedef struct ajob {
+    int id;
+    char key[16];
+    gate *gate;
+    int resumes;
+    int64_t delay_ms;
+    bool done_in_run;
+    atomic_int started;
+    atomic_int returned;
+    int64_t due_ms[AJOB_RUNS]; /* when_ms asked for run i (i >= 1). */
+    int64_t ran_ms[AJOB_RUNS];
+    pthread_t thread[AJOB_RUNS];
+} ajob;
+
+typedef struct actx {
+    queue *q;
+    pthread_mutex_t lock;
+    int log[256]; /* Job ids in run order, one entry per run. */
+    int n;
+    atomic_int errors; /* Queue calls that failed inside callbacks. */
+    atomic_int dropped[16];
+} actx;
+
+static void ajob_init(ajob *j, int id, const char *key, int resumes,
+                      int64_t delay_ms, bool done_in_run)
+{
+    memset(j, 0, sizeof(*j));
+    j->id = id;
+    snprintf(j->key, sizeof(j->key), "%s", key);
+    j->resumes = resumes;
+    j->delay_ms = delay_ms;
+    j->done_in_run = done_in_run;
+    atomic_init(&j->started, 0);
+    atomic_init(&j->returned, 0);
+}
+
+static void actx_run(void *opaque, void *job)
+{
+    actx *cx = opaque;
+    ajob *j = job;
+    int i = atomic_fetch_add(&j->started, 1);
+
+    if (i == 0 && j->gate)
+        gate_pass(j->gate);
+    if (i < AJOB_RUNS) {
+        j->ran_ms[i] = now_ms();
+        j->thread[i] = pthread_self();
+    }
+    pthread_mutex_lock(&cx->lock);
+    if (cx->n < 256)
+        cx->log[cx->n++] = j->id;
+    pthread_mutex_unlock(&cx->lock);
+    if (i < j->resumes) {
+        int64_t due = j->delay_ms > 0 ? now_ms() + j->delay_ms : 0;
+
+        if (i + 1 < AJOB_RUNS)
+            j->due_ms[i + 1] = due;
+        if (queue_resume(cx->q, j, due) != HERALD_OK)
+            atomic_fetch_add(&cx->errors, 1);
+    } else if (j->done_in_run && queue_job_done(cx->q, j->key) != HERALD_OK) {
+        atomic_fetch_add(&cx->errors, 1);
+    }
+    atomic_fetch_add(&j->returned, 1);
+}
+
+static void actx_drop(void *opaque, void *job)
+{
+    actx *cx = opaque;
+    ajob *j = job;
+
+    atomic_fetch_add(&cx->dropped[j->id % 16], 1);
+}
+
+static actx *actx_new(void)
+{
+    actx *cx = calloc(1, sizeof(*cx));
+
+    pthread_mutex_init(&cx->lock, NULL);
+    return cx;
+}
+
+static void actx_destroy(actx *cx)
+{
+    pthread_mutex_destroy(&cx->lock);
+    free(cx);
+}
+
+static queue *new_manual_queue(size_t capacity, int threads, actx *cx)
+{
+    queue_config cfg;
+    char err[256] = "";
+    queue *q;
+
+    queue_config_init(&cfg);
+    ck_assert(!cfg.manual_done);
+    cfg.capacity = capacity;
+    cfg.threads = threads;
+    cfg.drop = actx_drop;
+    cfg.manual_done = true;
+    q = queue_new(&cfg, actx_run, cx, err, sizeof(err));
+    ck_assert_msg(q != NULL, "queue_new: %s", err);
+    cx->q = q;
+    return q;
+}
+
+/* Polls until *n reaches want or WAIT_MS passed; returns its last value. */
+static int wait_count(atomic_int *n, int want)
+{
+    int64_t deadline = now_ms() + WAIT_MS;
+
+    while (atomic_load(n) < want && now_ms() < deadline) {
+        struct timespec ts = {0, 1000000};
+
+        nanosleep(&ts, NULL);
+    }
+    return atomic_load(n);
+}
+
+/* A copy of the run log, under its lock; returns its length. */
+static int actx_log(actx *cx, int *ids, int max)
+{
+    int n;
+
+    pthread_mutex_lock(&cx->lock);
+    n = cx->n < max ? cx->n : max;
+    memcpy(ids, cx->log, (size_t)n * sizeof(*ids));
+    pthread_mutex_unlock(&cx->lock);
+    return n;
+}
+
+START_TEST(test_manual_key_busy_until_done)
+{
+    actx *cx = actx_new();
+    ajob a;
+    ajob b;
+    ajob c;
+    int ids[8];
+    queue *q;
+
+    ajob_init(&a, 1, "k", 0, 0, false);
+    ajob_init(&b, 2, "k", 0, 0, true);
+    ajob_init(&c, 3, "other", 0, 0, true);
+    /* One dispatcher: it takes the best runnable head each time. */
+    q = new_manual_queue(10, 1, cx);
+    ck_assert_int_eq(queue_push(q, "k", 0, &a), HERALD_OK);
+    ck_assert_int_eq(wait_count(&a.returned, 1), 1);
+    /*
+     * a's run returned but a is not done. b (same key, pushed before c,
+     * same priority) would be the best head if its key were free, so c
+     * running first proves that the busy key holds b back.
+     */
+    ck_assert_int_eq(queue_push(q, "k", 0, &b), HERALD_OK);
+    ck_assert_int_eq(queue_push(q, "other", 0, &c), HERALD_OK);
+    ck_assert_int_eq(wait_count(&c.returned, 1), 1);
+    ck_assert_int_eq(atomic_load(&b.started), 0);
+    ck_assert_uint_eq(queue_size(q), 2);    /* a running, b queued. */
+    ck_assert_uint_eq(queue_running(q), 1); /* a: started, not done. */
+    ck_assert_int_eq(queue_drain(q, 0), HERALD_ERR_TIMEOUT);
+
+    /* Finished from this (non-dispatcher) thread: b runs only now. */
+    ck_assert_int_eq(queue_job_done(q, "k"), HERALD_OK);
+    ck_assert_int_eq(queue_job_done(q, "nokey"), HERALD_ERR_NOT_FOUND);
+    ck_assert_int_eq(queue_job_done(q, NULL), HERALD_ERR_INVALID);
+    ck_assert_int_eq(queue_drain(q, WAIT_MS), HERALD_OK);
+    ck_assert_int_eq(atomic_load(&b.started), 1);
+    ck_assert_int_eq(actx_log(cx, ids, 8), 3);
+    ck_assert_int_eq(ids[0], 1);
+    ck_assert_int_eq(ids[1], 3);
+    ck_assert_int_eq(ids[2], 2);
+    /* b finished itself inside its run: the key is free, nothing left. */
+    ck_assert_int_eq(queue_job_done(q, "k"), HERALD_ERR_NOT_FOUND);
+    ck_assert_uint_eq(queue_running(q), 0);
+    ck_assert_uint_eq(queue_size(q), 0);
+    ck_assert_int_eq(atomic_load(&cx->errors), 0);
+    queue_destroy(q);
+    actx_destroy(cx);
+}
+END_TEST
+
+START_TEST(test_manual_not_enabled)
+{
+    int dummy = 0;
+    queue *q = new_queue(4, 1, once_run, NULL, NULL);
+
+    ck_assert_int_eq(queue_job_done(q, "k"), HERALD_ERR_INVALID);
+    ck_assert_int_eq(queue_resume(q, &dummy, 0), HERALD_ERR_INVALID);
+    queue_timers_expire(q); /* No-op. */
+    ck_assert_uint_eq(queue_pending_continuations(q), 0);
+    queue_destroy(q);
+}
+END_TEST
+
+START_TEST(test_resume_same_job_on_dispatcher)
+{
+    actx *cx = actx_new();
+    ajob a;
+    queue *q;
+
+    /* Run 0 resumes itself (inside run); run 2 is resumed from here. */
+    ajob_init(&a, 1, "k", 1, 0, false);
+    q = new_manual_queue(10, 2, cx);
+    ck_assert_int_eq(queue_push(q, "k", 0, &a), HERALD_OK);
+    ck_assert_int_eq(wait_count(&a.returned, 2), 2);
+    ck_assert_int_eq(queue_resume(q, &a, 0), HERALD_OK);
+    ck_assert_int_eq(wait_count(&a.returned, 3), 3);
+    /* actx_run casts its job to ajob: it saw &a each time, on a dispatcher. */
+    ck_assert_int_eq(atomic_load(&a.started), 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert(!pthread_equal(a.thread[i], pthread_self()));
+    ck_assert_uint_eq(queue_running(q), 1);
+    ck_assert_uint_eq(queue_pending_continuations(q), 0);
+    ck_assert_int_eq(queue_job_done(q, "k"), HERALD_OK);
+    ck_assert_int_eq(queue_drain(q, WAIT_MS), HERALD_OK);
+    ck_assert_int_eq(atomic_load(&a.started), 3);
+    ck_assert_int_eq(atomic_load(&cx->errors), 0);
+    queue_destroy(q);
+    actx_destroy(cx);
+}
+END_TEST
+
+START_TEST(test_resume_delayed)
+{
+    actx *cx = actx_new();
+    ajob a;
+    ajob b;
+    int64_t due;
+    queue *q;
+
+    /* a: resumes itself once, 150 ms after its first run, then done. */
+    ajob_init(&a, 1, "a", 1, 150, true);
+    ajob_init(&b, 2, "b", 0, 0, false);
+    q = new_manual_queue(10, 2, cx);
+    ck_assert_int_eq(queue_push(q, "a", 0, &a), HERALD_OK);
+    /* b: resumed from this thread with a due time 100 ms ahead. */
+    ck_assert_int_eq(queue_push(q, "b", 0, &b), HERALD_OK);
+    ck_assert_int_eq(wait_count(&b.returned, 1), 1);
+    due = now_ms() + 100;
+    ck_assert_int_eq(queue_resume(q, &b, due), HERALD_OK);
+    ck_assert_int_eq(wait_count(&a.returned, 2), 2);
+    ck_assert_int_eq(wait_count(&b.returned, 2), 2);
+    /* A correctness bound (never early), not a speed assertion. */
+    ck_assert_int_gt(a.due_ms[1], 0);
+    ck_assert_int_ge(a.ran_ms[1], a.due_ms[1]);
+    ck_assert_int_ge(b.ran_ms[1], due);
+    ck_assert_int_eq(queue_job_done(q, "b"), HERALD_OK);
+    ck_assert_int_eq(queue_drain(q, WAIT_MS), HERALD_OK);
+    ck_assert_int_eq(atomic_load(&cx->errors), 0);
+    queue_destroy(q);
+    actx_destroy(cx);
+}
+END_TEST
+
+START_TEST(test_due_continuations_before_new_jobs)
+{
+    actx *cx = actx_new();
+    gate g;
+    ajob gj;
+    ajob a;
+    ajob b;
+    ajob n1;
+    ajob n2;
+    int ids[16];
+    int64_t due;
+    queue *q;
+
+    gate_init(&g);
+    ajob_init(&a, 1, "a", 0, 0, false);
+    ajob_init(&b, 2, "b", 0, 0, false);
+    ajob_init(&n1, 3, "n1", 0, 0, true);
+    ajob_init(&n2, 4, "n2", 0, 0, true);
+    ajob_init(&gj, 5, "gate", 0, 0, true);
+    gj.gate = &g;
+    q = new_manual_queue(10, 1, cx);
+    /* a and b start; their first runs neither resume nor finish. */
+    ck_assert_int_eq(queue_push(q, "a", 0, &a), HERALD_OK);
+    ck_assert_int_eq(queue_push(q, "b", 0, &b), HERALD_OK);
+    ck_assert_int_eq(wait_count(&b.returned, 1), 1);
+    /* Ordered before their next run by the queue lock of the resume. */
+    a.done_in_run = true;
+    b.done_in_run = true;
+
+    /* Hold the only dispatcher, then queue new jobs of urgent priority. */
+    ck_assert_int_eq(queue_push(q, "gate", 0, &gj), HERALD_OK);
+    ck_assert(wait_flag(&g.entered));
+    ck_assert_int_eq(queue_push(q, "n1", -5, &n1), HERALD_OK);
+    ck_assert_int_eq(queue_push(q, "n2", -5, &n2), HERALD_OK);
+    /* b: delayed, and due by the time the gate opens; a: due now. */
+    due = now_ms() + 2;
+    ck_assert_int_eq(queue_resume(q, &b, due), HERALD_OK);
+    ck_assert_int_eq(queue_resume(q, &a, 0), HERALD_OK);
+    ck_assert_uint_eq(queue_pending_continuations(q), 2);
+    while (now_ms() <= due) {
+        struct timespec ts = {0, 1000000};
+
+        nanosleep(&ts, NULL);
+    }
+    gate_open(&g);
+    ck_assert_int_eq(queue_drain(q, WAIT_MS), HERALD_OK);
+    /* a, b, gate, then the continuations (a first: due earlier in FIFO). */
+    ck_assert_int_eq(actx_log(cx, ids, 16), 7);
+    ck_assert_int_eq(ids[0], 1);
+    ck_assert_int_eq(ids[1], 2);
+    ck_assert_int_eq(ids[2], 5);
+    ck_assert_int_eq(ids[3], 1);
+    ck_assert_int_eq(ids[4], 2);
+    ck_assert_int_eq(ids[5], 3);
+    ck_assert_int_eq(ids[6], 4);
+    ck_assert_int_eq(atomic_load(&cx->errors), 0);
+    queue_destroy(q);
+    gate_free(&g);
+    actx_destroy(cx);
+}
+END_TEST
+
+START_TEST(test_timers_expire)
+{
+    actx *cx = actx_new();
+    ajob a;
+    queue *q;
+
+    /* a resumes itself an hour from now, then finishes on that run. */
+    ajob_init(&a, 1, "a", 1, 3600 * 1000, true);
+    q = new_manual_queue(10, 2, cx);
+    ck_assert_int_eq(queue_push(q, "a", 0, &a), HERALD_OK);
+    ck_assert_int_eq(wait_count(&a.returned, 1), 1);
+    ck_assert_uint_eq(queue_pending_continuations(q), 1);
+    ck_assert_int_eq(queue_drain(q, 0), HERALD_ERR_TIMEOUT);
+    queue_timers_expire(q);
+    /* Bounded by WAIT_MS (30 s), far below the hour. */
+    ck_assert_int_eq(wait_count(&a.returned, 2), 2);
+    ck_assert_int_lt(a.ran_ms[1], a.due_ms[1]);
+    ck_assert_int_eq(queue_drain(q, WAIT_MS), HERALD_OK);
+    ck_assert_uint_eq(queue_pending_continuations(q), 0);
+    ck_assert_int_eq(atomic_load(&cx->errors), 0);
+    queue_destroy(q);
+    actx_destroy(cx);
+}
+END_TEST
+
+/* A thread that is neither the test's nor a dispatcher: finishes "k". */
+typedef struct done_arg {
+    queue *q;
+    herald_err err;
+} done_arg;
+
+static void *done_thread(void *arg)
+{
+    done_arg *d = arg;
+
+    d->err = queue_job_done(d->q, "k");
+    return NULL;
+}
+
+START_TEST(test_done_from_run_and_other_thread)
+{
+    actx *cx = actx_new();
+    ajob j1;
+    ajob j2;
+    ajob j3;
+    int ids[8];
+    done_arg d;
+    pthread_t th;
+    queue *q;
+
+    /* j1: done in its first run; j2: done by another thread; j3: done in
+     * its continuation. */
+    ajob_init(&j1, 1, "k", 0, 0, true);
+    ajob_init(&j2, 2, "k", 0, 0, false);
+    ajob_init(&j3, 3, "k", 1, 0, true);
+    q = new_manual_queue(10, 3, cx);
+    ck_assert_int_eq(queue_push(q, "k", 0, &j1), HERALD_OK);
+    ck_assert_int_eq(queue_push(q, "k", 0, &j2), HERALD_OK);
+    ck_assert_int_eq(queue_push(q, "k", 0, &j3), HERALD_OK);
+    ck_assert_int_eq(wait_count(&j2.returned, 1), 1);
+    ck_assert_int_eq(atomic_load(&j3.started), 0);
+    d.q = q;
+    d.err = HERALD_ERR_STATE;
+    ck_assert_int_eq(pthread_create(&th, NULL, done_thread, &d), 0);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(d.err, HERALD_OK);
+    ck_assert_int_eq(queue_drain(q, WAIT_MS), HERALD_OK);
+    ck_assert_int_eq(actx_log(cx, ids, 8), 4);
+    ck_assert_int_eq(ids[0], 1);
+    ck_assert_int_eq(ids[1], 2);
+    ck_assert_int_eq(ids[2], 3);
+    ck_assert_int_eq(ids[3], 3);
+    ck_assert_int_eq(atomic_load(&cx->errors), 0);
+    queue_destroy(q);
+    actx_destroy(cx);
+}
+END_TEST
+
+START_TEST(test_manual_capacity)
+{
+    actx *cx = actx_new();
+    ajob a;
+    ajob b;
+    ajob c;
+    queue *q;
+
+    ajob_init(&a, 1, "a", 0, 0, false);
+    ajob_init(&b, 2, "b", 0, 0, false);
+    ajob_init(&c, 3, "c", 0, 0, true);
+    q = new_manual_queue(2, 2, cx);
+    ck_assert_int_eq(queue_push(q, "a", 0, &a), HERALD_OK);
+    ck_assert_int_eq(queue_push(q, "b", 0, &b), HERALD_OK);
+    ck_assert_int_eq(wait_count(&a.returned, 1), 1);
+    ck_assert_int_eq(wait_count(&b.returned, 1), 1);
+    /* Both run callbacks returned; neither job is done: still full. */
+    ck_assert_uint_eq(queue_size(q), 2);
+    ck_assert_uint_eq(queue_running(q), 2);
+    ck_assert_int_eq(queue_push(q, "c", 0, &c), HERALD_ERR_FULL);
+    ck_assert_int_eq(queue_job_done(q, "a"), HERALD_OK);
+    ck_assert_uint_eq(queue_running(q), 1);
+    ck_assert_int_eq(queue_push(q, "c", 0, &c), HERALD_OK);
+    ck_assert_int_eq(wait_count(&c.returned, 1), 1);
+    ck_assert_int_eq(queue_drain(q, 20), HERALD_ERR_TIMEOUT); /* b. */
+    ck_assert_int_eq(queue_job_done(q, "b"), HERALD_OK);
+    ck_assert_int_eq(queue_drain(q, WAIT_MS), HERALD_OK);
+    ck_assert_int_eq(atomic_load(&cx->errors), 0);
+    queue_destroy(q);
+    actx_destroy(cx);
+}
+END_TEST
+
+START_TEST(test_stop_then_finish)
+{
+    actx *cx = actx_new();
+    ajob a;
+    ajob b;
+    queue *q;
+
+    /* The shutdown path: a waits an hour for its retry; b is queued. */
+    ajob_init(&a, 1, "k", 1, 3600 * 1000, true);
+    ajob_init(&b, 2, "k", 0, 0, true);
+    q = new_manual_queue(10, 2, cx);
+    ck_assert_int_eq(queue_push(q, "k", 0, &a), HERALD_OK);
+    ck_assert_int_eq(wait_count(&a.returned, 1), 1);
+    ck_assert_int_eq(queue_push(q, "k", 0, &b), HERALD_OK);
+    queue_stop(q);
+    ck_assert_int_eq(atomic_load(&cx->dropped[2]), 1); /* b, never ran. */
+    ck_assert_uint_eq(queue_size(q), 1);               /* a, started. */
+    /* Cancel: a's continuation runs now, on a dispatcher, and ends a. */
+    queue_timers_expire(q);
+    ck_assert_int_eq(queue_drain(q, WAIT_MS), HERALD_OK);
+    ck_assert_int_eq(atomic_load(&a.returned), 2);
+    ck_assert_int_eq(atomic_load(&b.started), 0);
+    ck_assert_int_eq(atomic_load(&cx->dropped[1]), 0);
+    ck_assert_int_eq(atomic_load(&cx->errors), 0);
+    queue_destroy(q);
+    actx_destroy(cx);
+}
+END_TEST
+
+START_TEST(test_destroy_with_continuations)
+{
+    actx *cx = actx_new();
+    ajob a;
+    ajob b;
+    ajob c;
+    queue *q;
+
+    /* a, b: an hour-delayed continuation each; c: one due now. */
+    ajob_init(&a, 1, "a", 1, 3600 * 1000, true);
+    ajob_init(&b, 2, "b", 1, 3600 * 1000, true);
+    ajob_init(&c, 3, "c", 0, 0, false);
+    q = new_manual_queue(10, 2, cx);
+    ck_assert_int_eq(queue_push(q, "a", 0, &a), HERALD_OK);
+    ck_assert_int_eq(queue_push(q, "b", 0, &b), HERALD_OK);
+    ck_assert_int_eq(queue_push(q, "c", 0, &c), HERALD_OK);
+    ck_assert_int_eq(wait_count(&a.returned, 1), 1);
+    ck_assert_int_eq(wait_count(&b.returned, 1), 1);
+    ck_assert_int_eq(wait_count(&c.returned, 1), 1);
+    ck_assert_int_eq(queue_resume(q, &c, 0), HERALD_OK);
+    queue_destroy(q);
+    /* Documented: due ones run, delayed ones go to drop, each once. */
+    ck_assert_int_eq(atomic_load(&c.returned), 2);
+    ck_assert_int_eq(atomic_load(&cx->dropped[3]), 0);
+    ck_assert_int_eq(atomic_load(&a.returned), 1);
+    ck_assert_int_eq(atomic_load(&b.returned), 1);
+    ck_assert_int_eq(atomic_load(&cx->dropped[1]), 1);
+    ck_assert_int_eq(atomic_load(&cx->dropped[2]), 1);
+    ck_assert_int_eq(atomic_load(&cx->errors), 0);
+    actx_destroy(cx);
+}
+END_TEST
+
+/*
+ * Many jobs, many resumes, from several threads: each job runs 1 + resumes
+ * times; some continuations are scheduled inside run, some from "library"
+ * threads (as curl's transport threads would), some delayed by a
+ * millisecond or two; jobs are finished inside run or by a library thread.
+ * Per-key plain state proves the key stays busy from first run to done.
+ */
+#define ST_KEYS 16
+#define ST_PER_KEY 40
+#define ST_JOBS (ST_KEYS * ST_PER_KEY)
+#define ST_LIBS 3
+
+typedef struct st_job {
+    int key;
+    int seq;
+    int resumes;  /* Continuations still to schedule. */
+    int runs;     /* Plain: a job's runs are ordered by the queue. */
+    int want;     /* Runs expected: 1 + resumes at push. */
+    bool via_lib; /* Next step is handed to a library thread. */
+    struct st_job *next_mail;
+} st_job;
+
+typedef struct st_state {
+    queue *q;
+    int next_seq[ST_KEYS]; /* Plain on purpose, see the top comment. */
+    atomic_int busy[ST_KEYS];
+    atomic_int overlaps;
+    atomic_int out_of_order;
+    atomic_int errors;
+    atomic_int finished;
+    pthread_mutex_t mail_lock;
+    pthread_cond_t mail_cond;
+    st_job *mail; /* Steps handed to the library threads. */
+    bool quit;
+} st_state;
+
+/* Continues or finishes j: the step both run and library threads take. */
+static void st_step(st_state *st, st_job *j)
+{
+    char key[16];
+
+    if (j->resumes > 0) {
+        int64_t due = j->resumes % 3 == 0 ? now_ms() + j->resumes % 2 + 1 : 0;
+
+        j->resumes--;
+        if (queue_resume(st->q, j, due) != HERALD_OK)
+            atomic_fetch_add(&st->errors, 1);
+        return;
+    }
+    snprintf(key, sizeof(key), "st-%d", j->key);
+    atomic_fetch_sub(&st->busy[j->key], 1);
+    atomic_fetch_add(&st->finished, 1);
+    if (queue_job_done(st->q, key) != HERALD_OK)
+        atomic_fetch_add(&st->errors, 1);
+}
+
+static void st_run(void *opaque, void *job)
+{
+    st_state *st = opaque;
+    st_job *j = job;
+
+    if (j->runs++ == 0) {
+        if (atomic_fetch_add(&st->busy[j->key], 1) != 0)
+            atomic_fetch_add(&st->overlaps, 1);
+        if (st->next_seq[j->key] != j->seq)
+            atomic_fetch_add(&st->out_of_order, 1);
+        st->next_seq[j->key] = j->seq + 1;
+    }
+    j->via_lib = !j->via_lib;
+    if (!j->via_lib) {
+        st_step(st, j);
+        return;
+    }
+    pthread_mutex_lock(&st->mail_lock);
+    j->next_mail = st->mail;
+    st->mail = j;
+    pthread_mutex_unlock(&st->mail_lock);
+    pthread_cond_signal(&st->mail_cond);
+}
+
+static void *st_lib_main(void *arg)
+{
+    st_state *st = arg;
+
+    pthread_mutex_lock(&st->mail_lock);
+    for (;;) {
+        st_job *j;
+
+        while (!st->mail && !st->quit)
+            pthread_cond_wait(&st->mail_cond, &st->mail_lock);
+        if (!st->mail)
+            break;
+        j = st->mail;
+        st->mail = j->next_mail;
+        pthread_mutex_unlock(&st->mail_lock);
+        st_step(st, j);
+        pthread_mutex_lock(&st->mail_lock);
+    }
+    pthread_mutex_unlock(&st->mail_lock);
+    return NULL;
+}
+
+START_TEST(test_resume_stress)
+{
+    st_state *st = calloc(1, sizeof(*st));
+    st_job *jobs = calloc(ST_JOBS, sizeof(*jobs));
+    pthread_t libs[ST_LIBS];
+    queue_config cfg;
+    char err[256] = "";
+    unsigned seed = 4242;
+    int pushed[ST_KEYS] = {0};
+
+    pthread_mutex_init(&st->mail_lock, NULL);
+    pthread_cond_init(&st->mail_cond, NULL);
+    queue_config_init(&cfg);
+    cfg.capacity = 64; /* Below the job count: pushes meet backpressure. */
+    cfg.threads = 4;
+    cfg.manual_done = true;
+    st->q = queue_new(&cfg, st_run, st, err, sizeof(err));
+    ck_assert_msg(st->q != NULL, "queue_new: %s", err);
+    for (int i = 0; i < ST_LIBS; i++)
+        ck_assert_int_eq(pthread_create(&libs[i], NULL, st_lib_main, st), 0);
+    for (int n = 0; n < ST_JOBS; n++) {
+        int k = rand_r(&seed) % ST_KEYS;
+        int64_t deadline = now_ms() + WAIT_MS;
+        char key[16];
+        herald_err e;
+
+        while (pushed[k] == ST_PER_KEY)
+            k = (k + 1) % ST_KEYS;
+        jobs[n].key = k;
+        jobs[n].seq = pushed[k]++;
+        jobs[n].resumes = rand_r(&seed) % 6;
+        jobs[n].want = 1 + jobs[n].resumes;
+        jobs[n].via_lib = rand_r(&seed) % 2;
+        snprintf(key, sizeof(key), "st-%d", k);
+        /* Full is backpressure: retry until a job is done. */
+        for (;;) {
+            struct timespec ts = {0, 200000};
+
+            e = queue_push(st->q, key, rand_r(&seed) % 5, &jobs[n]);
+            if (e != HERALD_ERR_FULL || now_ms() > deadline)
+                break;
+            nanosleep(&ts, NULL);
+        }
+        ck_assert_int_eq(e, HERALD_OK);
+    }
+    ck_assert_int_eq(queue_drain(st->q, WAIT_MS), HERALD_OK);
+    ck_assert_uint_eq(queue_pending_continuations(st->q), 0);
+    ck_assert_uint_eq(queue_running(st->q), 0);
+    queue_destroy(st->q);
+    pthread_mutex_lock(&st->mail_lock);
+    st->quit = true;
+    pthread_mutex_unlock(&st->mail_lock);
+    pthread_cond_broadcast(&st->mail_cond);
+    for (int i = 0; i < ST_LIBS; i++)
+        pthread_join(libs[i], NULL);
+
+    ck_assert_int_eq(atomic_load(&st->errors), 0);
+    ck_assert_int_eq(atomic_load(&st->overlaps), 0);
+    ck_assert_int_eq(atomic_load(&st->out_of_order), 0);
+    ck_assert_int_eq(atomic_load(&st->finished), ST_JOBS);
+    for (int n = 0; n < ST_JOBS; n++)
+        ck_assert_int_eq(jobs[n].runs, jobs[n].want);
+    for (int k = 0; k < ST_KEYS; k++)
+        ck_assert_int_eq(st->next_seq[k], ST_PER_KEY);
+    pthread_cond_destroy(&st->mail_cond);
+    pthread_mutex_destroy(&st->mail_lock);
+    free(jobs);
+    free(st);
+}
+END_TEST
+
 static Suite *queue_suite(void)
 {
     Suite *s = suite_create("queue");
@@ -647,6 +1325,18 @@ static Suite *queue_suite(void)
         {"push_from_job", test_push_from_job},
         {"destroy", test_destroy},
         {"config", test_config},
+        {"manual_key_busy_until_done", test_manual_key_busy_until_done},
+        {"manual_not_enabled", test_manual_not_enabled},
+        {"resume_same_job_on_dispatcher", test_resume_same_job_on_dispatcher},
+        {"resume_delayed", test_resume_delayed},
+        {"due_continuations_before_new_jobs",
+         test_due_continuations_before_new_jobs},
+        {"timers_expire", test_timers_expire},
+        {"done_from_run_and_other_thread", test_done_from_run_and_other_thread},
+        {"manual_capacity", test_manual_capacity},
+        {"stop_then_finish", test_stop_then_finish},
+        {"destroy_with_continuations", test_destroy_with_continuations},
+        {"resume_stress", test_resume_stress},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
