@@ -2,34 +2,50 @@
  * parallel.c: the ParallelPublisher (see parallel.h): fan one alert out to
  * many targets through the transport and aggregate what happened.
  *
- * Data flow: publish_* validates, selects targets (enabled, matchers,
- * health strategy) and creates a reference-counted fan-out context
- * (pp_ctx) with one leg (pp_leg) per target. Legs are started up to
- * max_concurrent_targets at once: the plugin builds the request, the
- * breaker is asked, the request goes to transport_submit_ex(). Each
- * completion callback (on a transport I/O thread) records the breaker,
- * passive health and metrics, classifies the response and either finishes
- * the leg, or submits the next attempt with a "not before" time (the
- * backoff: no thread sleeps), or starts the next waiting leg. The calling
- * thread waits on the context's condition variable until no leg is
- * pending, the deadline passes or the cancel flag is set; it then closes
- * the context, waits for callbacks that are using borrowed data (the
- * alert, the targets) to leave, and copies the legs into the result.
+ * Data flow: publish_start() validates, selects targets (enabled,
+ * matchers, health strategy) and creates a reference-counted fan-out
+ * context (pp_ctx) with one leg (pp_leg) per target, puts it in the
+ * timer heap and returns. Legs are started up to max_concurrent_targets
+ * at once: the plugin builds the request, the breaker is asked, the
+ * request goes to transport_submit_ex(). Each completion callback (on a
+ * transport I/O thread) records the breaker, passive health and metrics,
+ * classifies the response and either finishes the leg, or submits the
+ * next attempt with a "not before" time (the backoff: no thread sleeps),
+ * or starts the next waiting leg. The timer thread closes contexts whose
+ * deadline passed or whose cancel flag is set. A context closes once
+ * (the last leg, the deadline or the cancel flag, whichever is first);
+ * the last actor using borrowed data (the alert, the targets) to leave
+ * completes it: legs not final fail, the legs are copied into the
+ * caller's result and the caller's publish_done_cb is called. The
+ * synchronous publish_to_* wrap publish_start() and wait for that
+ * callback on a condition variable.
  *
- * Lifetime: the caller holds one reference to the context, each submitted
- * attempt one more; the last release frees it. A callback that finds the
- * context closed touches only the context, the breaker and metrics, never
- * the caller's alert, targets or result.
+ * Exactly once: ctx->busy counts actors using borrowed data (the starter,
+ * callbacks); it only rises while the context is open. Closing sets
+ * ctx->closed under ctx->lock once; the completion runs in whoever sees
+ * closed with busy == 0 under the lock: the closer, or the last actor
+ * leaving afterwards. Nobody can enter after that, so it runs once.
  *
- * Threads: publish_* run on any caller thread; callbacks on transport I/O
- * threads. pp->lock guards the breaker map; ctx->lock guards the context's
- * counters and flags (leg fields are written by the one actor owning the
- * leg at a time: the starter before submit, then the callback).
+ * Lifetime: the completion holds one reference to the context, the timer
+ * heap one while the context is in it, each submitted attempt one more;
+ * the last release frees it. A callback that finds the context closed
+ * touches only the context, the breaker and metrics, never the caller's
+ * alert, targets or result.
+ *
+ * Threads: publish_start runs on any caller thread; callbacks on
+ * transport I/O threads; deadlines and cancel flags on the timer thread.
+ * pp->lock guards the breaker map; pp->timer_lock guards the heap (and
+ * ctx->heap_idx); ctx->lock guards the context's counters and flags (leg
+ * fields are written by the one actor owning the leg at a time: the
+ * starter before submit, then the callback, then the completion). Lock
+ * order: pp->timer_lock before ctx->lock; the completion runs with no lock
+ * held.
  */
 #include "publishers/parallel.h"
 
 #include <json-c/json.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +53,7 @@
 #include <time.h>
 
 #include "publishers/backoff.h"
+#include "worker/buf.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
 
@@ -44,8 +61,15 @@
 /* Largest request body a plugin may build, bytes. Alert payloads are a
  * few KiB; 1 MiB matches the largest accepted job message. */
 #define PP_MAX_REQUEST_BODY (1024 * 1024)
-/* How often a waiting caller looks at the cancel flag, ms. */
+/* How often the timer thread looks at cancel flags while a pending
+ * fan-out has one, ms: the "within ~10 ms" of publish_opts.cancel. */
 #define PP_CANCEL_POLL_MS 10
+/* Most fan-outs pending at once (timer heap entries): 1 Mi pointers, 8 MiB.
+ * Far above what the dispatchers can start (a few per job), it only caps
+ * the heap's memory; past it publish_start completes with NOMEM. */
+#define PP_HEAP_MAX ((size_t)1024 * 1024)
+/* ctx->heap_idx of a context that is not in the timer heap. */
+#define PP_NOT_IN_HEAP SIZE_MAX
 /* An attempt may run this long past the deadline (ms), so that a response
  * just after the deadline still reaches the breaker and the health monitor
  * instead of being cut off; the leg is reported failed at the deadline. */
@@ -78,6 +102,17 @@ struct parallel_publisher {
     metric *m_http_duration;
     metric *m_retries;
     metric *m_fanout_active;
+    /* Timer thread: deadlines and cancel flags of pending fan-outs. */
+    pthread_mutex_t timer_lock; /* Guards heap, n_cancel, timer_stop. */
+    pthread_cond_t timer_cond;
+    bool timer_inited;
+    pthread_t timer;
+    bool timer_started;
+    bool timer_stop;
+    buf heap;            /* pp_ctx * min-heap by deadline_ms. */
+    size_t n_cancel;     /* Contexts in the heap with a cancel flag. */
+    int64_t timer_until; /* Monotonic ms the timer sleeps until;
+                            INT64_MAX: until signalled. */
 };
 
 struct pp_ctx;
@@ -105,29 +140,29 @@ typedef struct pp_leg {
 
 typedef struct pp_ctx {
     pthread_mutex_t lock;
-    pthread_cond_t cond;
     int refs;
-    bool closed;
-    int busy;         /* Callbacks using borrowed data. */
-    size_t n_pending; /* Selected legs not yet final. */
-    size_t *order;    /* Legs to start, in order. */
+    bool closed;         /* Set once: last leg, deadline or cancel. */
+    herald_err stop_err; /* Why it closed (OK: every leg final). */
+    int busy;            /* Starter and callbacks using borrowed data. */
+    size_t n_pending;    /* Selected legs not yet final. */
+    size_t *order;       /* Legs to start, in order. */
     size_t n_order;
     size_t next_start;
     size_t active;       /* Legs started and not final. */
     int max_active;      /* 0 = unlimited. */
     int64_t deadline_ms; /* Monotonic. */
     bool respect_breakers;
-    const alert *a; /* Borrowed while open. */
+    const alert *a; /* Borrowed until the completion. */
     parallel_publisher *pp;
     pp_leg *legs;
     size_t n_legs;
+    const atomic_bool *cancel; /* Borrowed; read by the timer thread. */
+    size_t heap_idx;           /* Guarded by pp->timer_lock. */
+    double t0_ms;              /* Monotonic start, for duration_ms. */
+    publish_result *res;       /* Caller's, written by the completion. */
+    publish_done_cb cb;
+    void *opaque;
 } pp_ctx;
-
-typedef enum pp_mode {
-    PP_MODE_MULTIPLE = 0,
-    PP_MODE_ALL = 1,
-    PP_MODE_HEALTHY = 2
-} pp_mode;
 
 static int64_t pp_mono_ms(void)
 {
@@ -413,6 +448,242 @@ fail:
 /* Publisher                                                            */
 /* ------------------------------------------------------------------ */
 
+static void pp_ctx_close(pp_ctx *ctx, herald_err stop_err);
+static void pp_ctx_unref(pp_ctx *ctx);
+static void pp_ctx_leave(pp_ctx *ctx);
+
+/* ------------------------------------------------------------------ */
+/* Timer heap (caller holds pp->timer_lock)                              */
+/* ------------------------------------------------------------------ */
+
+static size_t pp_heap_len(const parallel_publisher *pp)
+{
+    return pp->heap.len / sizeof(pp_ctx *);
+}
+
+static pp_ctx **pp_heap_items(parallel_publisher *pp)
+{
+    return (pp_ctx **)(void *)pp->heap.data;
+}
+
+static void pp_heap_set(parallel_publisher *pp, size_t i, pp_ctx *ctx)
+{
+    pp_heap_items(pp)[i] = ctx;
+    ctx->heap_idx = i;
+}
+
+static void pp_heap_sift_up(parallel_publisher *pp, size_t i)
+{
+    pp_ctx **items = pp_heap_items(pp);
+    pp_ctx *ctx = items[i];
+
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+
+        if (items[parent]->deadline_ms <= ctx->deadline_ms)
+            break;
+        pp_heap_set(pp, i, items[parent]);
+        i = parent;
+    }
+    pp_heap_set(pp, i, ctx);
+}
+
+static void pp_heap_sift_down(parallel_publisher *pp, size_t i)
+{
+    pp_ctx **items = pp_heap_items(pp);
+    size_t n = pp_heap_len(pp);
+    pp_ctx *ctx = items[i];
+
+    for (;;) {
+        size_t child = 2 * i + 1;
+
+        if (child >= n)
+            break;
+        if (child + 1 < n &&
+            items[child + 1]->deadline_ms < items[child]->deadline_ms)
+            child++;
+        if (ctx->deadline_ms <= items[child]->deadline_ms)
+            break;
+        pp_heap_set(pp, i, items[child]);
+        i = child;
+    }
+    pp_heap_set(pp, i, ctx);
+}
+
+/* Adds ctx; the heap takes one reference (the caller adds it). */
+static herald_err pp_heap_push(parallel_publisher *pp, pp_ctx *ctx)
+{
+    herald_err err;
+
+    if (pp_heap_len(pp) >= PP_HEAP_MAX)
+        return HERALD_ERR_NOMEM;
+    err = buf_append(&pp->heap, &ctx, sizeof ctx);
+    if (err != HERALD_OK)
+        return HERALD_ERR_NOMEM;
+    pp_heap_sift_up(pp, pp_heap_len(pp) - 1);
+    if (ctx->cancel)
+        pp->n_cancel++;
+    return HERALD_OK;
+}
+
+/* Removes ctx (which is in the heap); its reference passes to the
+ * caller. */
+static void pp_heap_remove(parallel_publisher *pp, pp_ctx *ctx)
+{
+    size_t i = ctx->heap_idx;
+    size_t last = pp_heap_len(pp) - 1;
+    pp_ctx *moved = pp_heap_items(pp)[last];
+
+    /* Shrinks the buffer by one pointer; buf keeps its NUL after len. */
+    pp->heap.len -= sizeof(pp_ctx *);
+    pp->heap.data[pp->heap.len] = '\0';
+    ctx->heap_idx = PP_NOT_IN_HEAP;
+    if (ctx->cancel)
+        pp->n_cancel--;
+    if (moved == ctx)
+        return;
+    pp_heap_set(pp, i, moved);
+    pp_heap_sift_up(pp, i);
+    pp_heap_sift_down(pp, moved->heap_idx);
+}
+
+/* ------------------------------------------------------------------ */
+/* Timer thread                                                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The timer thread: closes pending fan-outs whose cancel flag is set
+ * (first, as a waiting caller did) or whose deadline passed. It sleeps
+ * until the earliest deadline, and at most PP_CANCEL_POLL_MS while a
+ * pending fan-out has a cancel flag (an atomic_bool gives no wake-up).
+ */
+static void *pp_timer_main(void *arg)
+{
+    parallel_publisher *pp = arg;
+
+    pthread_mutex_lock(&pp->timer_lock);
+    while (!pp->timer_stop) {
+        int64_t now = pp_mono_ms();
+        size_t n = pp_heap_len(pp);
+        pp_ctx **items = pp_heap_items(pp);
+        pp_ctx *due = NULL;
+        herald_err why = HERALD_OK;
+        int64_t until;
+        struct timespec ts;
+
+        if (pp->n_cancel > 0) {
+            for (size_t i = 0; i < n; i++) {
+                if (items[i]->cancel && atomic_load(items[i]->cancel)) {
+                    due = items[i];
+                    why = HERALD_ERR_CANCELLED;
+                    break;
+                }
+            }
+        }
+        if (!due && n > 0 && items[0]->deadline_ms <= now) {
+            due = items[0];
+            why = HERALD_ERR_DEADLINE;
+        }
+        if (due) {
+            /* The heap's reference is now ours. No lock is held while
+             * closing: the completion may run here and call back. */
+            pp_heap_remove(pp, due);
+            pthread_mutex_unlock(&pp->timer_lock);
+            pp_ctx_close(due, why);
+            pp_ctx_unref(due);
+            pthread_mutex_lock(&pp->timer_lock);
+            continue;
+        }
+        if (n == 0) {
+            pp->timer_until = INT64_MAX;
+            pthread_cond_wait(&pp->timer_cond, &pp->timer_lock);
+            continue;
+        }
+        until = items[0]->deadline_ms;
+        if (pp->n_cancel > 0 && now + PP_CANCEL_POLL_MS < until)
+            until = now + PP_CANCEL_POLL_MS;
+        pp->timer_until = until;
+        ts.tv_sec = (time_t)(until / 1000);
+        ts.tv_nsec = (long)(until % 1000) * 1000000;
+        pthread_cond_timedwait(&pp->timer_cond, &pp->timer_lock, &ts);
+    }
+    pthread_mutex_unlock(&pp->timer_lock);
+    return NULL;
+}
+
+/* Creates the timer's lock, condition variable and thread. */
+static herald_err pp_timer_start(parallel_publisher *pp, char *errstr,
+                                 size_t errstr_size)
+{
+    pthread_condattr_t ca;
+    sigset_t block;
+    sigset_t saved;
+    int rc;
+
+    buf_init(&pp->heap, PP_HEAP_MAX * sizeof(pp_ctx *));
+    pthread_mutex_init(&pp->timer_lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&pp->timer_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pp->timer_until = INT64_MAX;
+    pp->timer_inited = true;
+    /* Signals stay with the main thread (STYLE.md 15). */
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGQUIT);
+    sigaddset(&block, SIGUSR1);
+    sigaddset(&block, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &block, &saved);
+    rc = pthread_create(&pp->timer, NULL, pp_timer_main, pp);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (rc != 0) {
+        snprintf(errstr, errstr_size,
+                 "publisher: cannot start the timer thread (error %d)", rc);
+        return HERALD_ERR_NOMEM;
+    }
+    pthread_setname_np(pp->timer, "herald-pp-timer");
+    pp->timer_started = true;
+    return HERALD_OK;
+}
+
+/* Stops and joins the timer thread, if it runs. */
+static void pp_timer_stop(parallel_publisher *pp)
+{
+    if (!pp->timer_started)
+        return;
+    pthread_mutex_lock(&pp->timer_lock);
+    pp->timer_stop = true;
+    pthread_mutex_unlock(&pp->timer_lock);
+    pthread_cond_signal(&pp->timer_cond);
+    pthread_join(pp->timer, NULL);
+    pp->timer_started = false;
+}
+
+/* Closes every fan-out still in the heap as cancelled (parallel_destroy,
+ * after the timer thread stopped). */
+static void pp_pending_cancel(parallel_publisher *pp)
+{
+    if (!pp->timer_inited)
+        return;
+    for (;;) {
+        pp_ctx *ctx;
+
+        pthread_mutex_lock(&pp->timer_lock);
+        if (pp_heap_len(pp) == 0) {
+            pthread_mutex_unlock(&pp->timer_lock);
+            return;
+        }
+        ctx = pp_heap_items(pp)[0];
+        pp_heap_remove(pp, ctx);
+        pthread_mutex_unlock(&pp->timer_lock);
+        pp_ctx_close(ctx, HERALD_ERR_CANCELLED);
+        pp_ctx_unref(ctx);
+    }
+}
+
 void parallel_config_default(parallel_config *cfg)
 {
     transport_config_default(&cfg->transport);
@@ -485,6 +756,8 @@ parallel_publisher *parallel_new(const parallel_config *cfg, health *h,
     pp->tp = transport_new(&cfg->transport, errstr, errstr_size);
     if (!pp->tp)
         goto fail;
+    if (pp_timer_start(pp, errstr, errstr_size) != HERALD_OK)
+        goto fail;
     return pp;
 fail:
     parallel_destroy(pp);
@@ -507,8 +780,18 @@ void parallel_destroy(parallel_publisher *pp)
 {
     if (!pp)
         return;
-    /* First the transport: its threads run callbacks that use breakers. */
+    /* First the timer thread, then the fan-outs still pending complete as
+     * cancelled (each callback is called here, or on the I/O thread whose
+     * callback is using the context; transport_destroy joins those). */
+    pp_timer_stop(pp);
+    pp_pending_cancel(pp);
+    /* Then the transport: its threads run callbacks that use breakers. */
     transport_destroy(pp->tp);
+    if (pp->timer_inited) {
+        pthread_cond_destroy(&pp->timer_cond);
+        pthread_mutex_destroy(&pp->timer_lock);
+    }
+    buf_free(&pp->heap);
     pp_breakers_free(pp->breakers);
     pp_breakers_free(pp->retired);
     if (pp->lock_inited)
@@ -655,11 +938,10 @@ static void pp_ctx_free(pp_ctx *ctx)
 
     if (!ctx)
         return;
-    for (i = 0; i < ctx->n_legs; i++)
+    for (i = 0; ctx->legs && i < ctx->n_legs; i++)
         free(ctx->legs[i].name);
     free(ctx->legs);
     free(ctx->order);
-    pthread_cond_destroy(&ctx->cond);
     pthread_mutex_destroy(&ctx->lock);
     free(ctx);
 }
@@ -830,7 +1112,6 @@ static void pp_start_waiting(pp_ctx *ctx)
     for (;;) {
         pp_leg *leg;
         bool submitted;
-        bool wake = false;
 
         pthread_mutex_lock(&ctx->lock);
         if (ctx->closed || ctx->next_start >= ctx->n_order ||
@@ -853,10 +1134,7 @@ static void pp_start_waiting(pp_ctx *ctx)
         pthread_mutex_lock(&ctx->lock);
         ctx->active--;
         ctx->n_pending--;
-        wake = ctx->n_pending == 0;
         pthread_mutex_unlock(&ctx->lock);
-        if (wake)
-            pthread_cond_signal(&ctx->cond);
     }
 }
 
@@ -944,8 +1222,6 @@ static void pp_on_done(void *opaque, const http_response *resp)
     }
 
     if (final) {
-        bool wake;
-
         pp_fanout_add(pp, -1);
         pp_leg_report(ctx, leg);
         pthread_mutex_lock(&ctx->lock);
@@ -953,39 +1229,26 @@ static void pp_on_done(void *opaque, const http_response *resp)
         ctx->n_pending--;
         pthread_mutex_unlock(&ctx->lock);
         pp_start_waiting(ctx);
-        pthread_mutex_lock(&ctx->lock);
-        wake = ctx->n_pending == 0;
-        ctx->busy--;
-        wake = wake || (ctx->closed && ctx->busy == 0);
-        pthread_mutex_unlock(&ctx->lock);
-        if (wake)
-            pthread_cond_signal(&ctx->cond);
-    } else {
-        bool wake;
-
-        pthread_mutex_lock(&ctx->lock);
-        ctx->busy--;
-        wake = ctx->closed && ctx->busy == 0;
-        pthread_mutex_unlock(&ctx->lock);
-        if (wake)
-            pthread_cond_signal(&ctx->cond);
     }
+    /* May complete the fan-out here (the last leg, or a deadline or
+     * cancel that closed it while this callback was busy). */
+    pp_ctx_leave(ctx);
     pp_ctx_unref(ctx);
 }
 
 /* Decides whether leg i is selected; sets its skip reason if not. */
-static void pp_select(parallel_publisher *pp, pp_mode mode,
+static void pp_select(parallel_publisher *pp, publish_mode mode,
                       const publish_opts *opts, const alert *a, pp_leg *leg)
 {
     const target *tgt = leg->tgt;
 
-    if (mode == PP_MODE_MULTIPLE)
+    if (mode == PUBLISH_MODE_MULTIPLE)
         return;
     if (!tgt->enabled) {
         leg->skip_reason = PUBLISH_REASON_DISABLED;
     } else if (!target_matches(tgt, a)) {
         leg->skip_reason = PUBLISH_REASON_FILTERED;
-    } else if (mode == PP_MODE_HEALTHY && pp->h &&
+    } else if (mode == PUBLISH_MODE_HEALTHY && pp->h &&
                opts->strategy != PUBLISH_TO_ALL) {
         health_status st = health_get(pp->h, tgt->name);
 
@@ -1099,18 +1362,105 @@ static void pp_report_call(parallel_publisher *pp, const alert *a,
     }
 }
 
-static herald_err pp_publish(parallel_publisher *pp, pp_mode mode,
-                             const alert *a, target *const *targets, size_t n,
-                             const publish_opts *opts_in, publish_result *res)
+/*
+ * Completes the fan-out: called once, by whoever saw ctx closed with no
+ * busy actor (see the top of this file), with no lock held. Legs not
+ * final fail, the result is filled, the call is reported and the caller's
+ * callback runs; then the completion's reference is released.
+ */
+static void pp_ctx_complete(pp_ctx *ctx)
+{
+    parallel_publisher *pp = ctx->pp;
+    publish_result *res = ctx->res;
+    bool in_heap;
+    herald_err err;
+    size_t i;
+
+    /* Out of the timer heap first: after this, nobody reads the cancel
+     * flag, which is borrowed only until the callback. */
+    pthread_mutex_lock(&pp->timer_lock);
+    in_heap = ctx->heap_idx != PP_NOT_IN_HEAP;
+    if (in_heap)
+        pp_heap_remove(pp, ctx);
+    pthread_mutex_unlock(&pp->timer_lock);
+    if (in_heap)
+        pp_ctx_unref(ctx); /* The heap's; the completion's ref remains. */
+
+    /* Legs not final now fail; their late responses are only counted. */
+    for (i = 0; i < ctx->n_legs; i++) {
+        pp_leg *leg = &ctx->legs[i];
+
+        if (leg->final)
+            continue;
+        if (ctx->stop_err == HERALD_ERR_CANCELLED)
+            pp_leg_fail(leg, "cancelled", "cancelled");
+        else
+            pp_leg_fail(leg, "deadline", "deadline exceeded");
+        if (!leg->started)
+            leg->done_mono_ms = leg->first_mono_ms;
+        pp_leg_report(ctx, leg);
+    }
+    err = pp_fill_result(ctx, res, ctx->stop_err);
+    res->duration_ms = pp_mono_ms_f() - ctx->t0_ms;
+    res->err = err;
+    pp_report_call(pp, ctx->a, res, err);
+    /* From here on the alert, the targets and res are the caller's. */
+    ctx->a = NULL;
+    ctx->cb(ctx->opaque, err, res);
+    pp_ctx_unref(ctx);
+}
+
+/* Closes ctx for stop_err unless it is closed already; completes it when
+ * no actor is busy (otherwise the last one to leave does). No lock held. */
+static void pp_ctx_close(pp_ctx *ctx, herald_err stop_err)
+{
+    bool complete;
+
+    pthread_mutex_lock(&ctx->lock);
+    if (ctx->closed) {
+        pthread_mutex_unlock(&ctx->lock);
+        return;
+    }
+    ctx->closed = true;
+    ctx->stop_err = stop_err;
+    complete = ctx->busy == 0;
+    pthread_mutex_unlock(&ctx->lock);
+    if (complete)
+        pp_ctx_complete(ctx);
+}
+
+/* An actor (the starter, a callback) stops using borrowed data. Closes
+ * ctx when no leg is pending and completes it when this was the last busy
+ * actor of a closed context. No lock held. */
+static void pp_ctx_leave(pp_ctx *ctx)
+{
+    bool complete;
+
+    pthread_mutex_lock(&ctx->lock);
+    ctx->busy--;
+    if (!ctx->closed && ctx->n_pending == 0) {
+        ctx->closed = true;
+        ctx->stop_err = HERALD_OK;
+    }
+    complete = ctx->closed && ctx->busy == 0;
+    pthread_mutex_unlock(&ctx->lock);
+    if (complete)
+        pp_ctx_complete(ctx);
+}
+
+herald_err publish_start(parallel_publisher *pp, publish_mode mode,
+                         const alert *a, target *const *targets, size_t n,
+                         const publish_opts *opts_in, publish_result *res,
+                         publish_done_cb cb, void *opaque)
 {
     publish_opts def;
     const publish_opts *opts = opts_in;
     pp_ctx *ctx = NULL;
     double t0 = pp_mono_ms_f();
     herald_err err = HERALD_OK;
-    herald_err stop_err = HERALD_OK;
     char errstr[160];
     size_t i;
+    bool wake_timer = false;
 
     if (!res)
         return HERALD_ERR_INVALID;
@@ -1119,45 +1469,38 @@ static herald_err pp_publish(parallel_publisher *pp, pp_mode mode,
         publish_opts_default(&def);
         opts = &def;
     }
-    if (!pp || !a || (n > 0 && !targets) ||
-        publish_opts_validate(opts, errstr, sizeof errstr) != HERALD_OK) {
-        err = HERALD_ERR_INVALID;
-        goto done;
-    }
+    if (!pp || !a || !cb || (n > 0 && !targets) ||
+        (mode != PUBLISH_MODE_MULTIPLE && mode != PUBLISH_MODE_ALL &&
+         mode != PUBLISH_MODE_HEALTHY) ||
+        publish_opts_validate(opts, errstr, sizeof errstr) != HERALD_OK)
+        goto invalid;
     for (i = 0; i < n; i++) {
-        if (!targets[i] || !targets[i]->name) {
-            err = HERALD_ERR_INVALID;
-            goto done;
-        }
+        if (!targets[i] || !targets[i]->name)
+            goto invalid;
     }
 
     ctx = calloc(1, sizeof *ctx);
-    if (!ctx) {
-        err = HERALD_ERR_NOMEM;
-        goto done;
-    }
+    if (!ctx)
+        goto nomem;
     pthread_mutex_init(&ctx->lock, NULL);
-    {
-        pthread_condattr_t ca;
-
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&ctx->cond, &ca);
-        pthread_condattr_destroy(&ca);
-    }
-    ctx->refs = 1;
+    ctx->refs = 1; /* The completion's. */
+    ctx->busy = 1; /* This starter, until pp_ctx_leave below. */
     ctx->pp = pp;
     ctx->a = a;
     ctx->deadline_ms = pp_mono_ms() + opts->deadline_ms;
     ctx->max_active = opts->max_concurrent_targets;
     ctx->respect_breakers = opts->respect_breakers;
+    ctx->cancel = opts->cancel;
+    ctx->heap_idx = PP_NOT_IN_HEAP;
+    ctx->t0_ms = t0;
+    ctx->res = res;
+    ctx->cb = cb;
+    ctx->opaque = opaque;
     ctx->n_legs = n;
     ctx->legs = calloc(n ? n : 1, sizeof *ctx->legs);
     ctx->order = calloc(n ? n : 1, sizeof *ctx->order);
-    if (!ctx->legs || !ctx->order) {
-        err = HERALD_ERR_NOMEM;
-        goto done;
-    }
+    if (!ctx->legs || !ctx->order)
+        goto nomem;
     for (i = 0; i < n; i++) {
         pp_leg *leg = &ctx->legs[i];
 
@@ -1165,10 +1508,8 @@ static herald_err pp_publish(parallel_publisher *pp, pp_mode mode,
         leg->tgt = targets[i];
         leg->type = targets[i]->plugin ? targets[i]->plugin->name : "unknown";
         leg->name = strdup(targets[i]->name);
-        if (!leg->name) {
-            err = HERALD_ERR_NOMEM;
-            goto done;
-        }
+        if (!leg->name)
+            goto nomem;
         leg->seed = pp_mix(atomic_fetch_add(&pp->seed, 1));
         pp_select(pp, mode, opts, a, leg);
         if (leg->final) {
@@ -1177,71 +1518,110 @@ static herald_err pp_publish(parallel_publisher *pp, pp_mode mode,
         }
         if (opts->respect_breakers) {
             leg->br = parallel_breaker_for(pp, leg->tgt);
-            if (!leg->br) {
-                err = HERALD_ERR_NOMEM;
-                goto done;
-            }
+            if (!leg->br)
+                goto nomem;
         }
         ctx->order[ctx->n_order++] = i;
     }
     ctx->n_pending = ctx->n_order;
 
-    /* Nothing is sent when the caller cancelled before the call. */
-    if (!(opts->cancel && atomic_load(opts->cancel)))
+    if (opts->cancel && atomic_load(opts->cancel)) {
+        /* Cancelled before the call: nothing is sent. The completion runs
+         * when this starter leaves, below. */
+        pp_ctx_close(ctx, HERALD_ERR_CANCELLED);
+    } else if (ctx->n_order > 0) {
+        /* In the timer heap before the first leg starts, so the deadline
+         * holds while the legs are being started. */
+        pthread_mutex_lock(&pp->timer_lock);
+        err = pp_heap_push(pp, ctx);
+        if (err == HERALD_OK) {
+            int64_t need = ctx->deadline_ms;
+
+            ctx->refs++; /* The heap's (no other actor knows ctx yet). */
+            if (ctx->cancel && pp_mono_ms() + PP_CANCEL_POLL_MS < need)
+                need = pp_mono_ms() + PP_CANCEL_POLL_MS;
+            /* Woken only when it would sleep past what ctx needs: most
+             * publishes complete long before an earlier deadline. */
+            wake_timer = need < pp->timer_until;
+        }
+        pthread_mutex_unlock(&pp->timer_lock);
+        if (err != HERALD_OK)
+            goto nomem;
+        if (wake_timer)
+            pthread_cond_signal(&pp->timer_cond);
         pp_start_waiting(ctx);
-
-    /* Wait until every leg is final, the deadline passes or the caller
-     * cancels. */
-    pthread_mutex_lock(&ctx->lock);
-    while (ctx->n_pending > 0) {
-        int64_t now = pp_mono_ms();
-        int64_t until = ctx->deadline_ms;
-        struct timespec ts;
-
-        if (opts->cancel && atomic_load(opts->cancel)) {
-            stop_err = HERALD_ERR_CANCELLED;
-            break;
-        }
-        if (now >= ctx->deadline_ms) {
-            stop_err = HERALD_ERR_DEADLINE;
-            break;
-        }
-        if (opts->cancel && now + PP_CANCEL_POLL_MS < until)
-            until = now + PP_CANCEL_POLL_MS;
-        ts.tv_sec = (time_t)(until / 1000);
-        ts.tv_nsec = (long)(until % 1000) * 1000000;
-        pthread_cond_timedwait(&ctx->cond, &ctx->lock, &ts);
     }
-    ctx->closed = true;
-    /* Callbacks using the alert and targets finish their (short, CPU
-     * only) work before the caller may free them. */
-    while (ctx->busy > 0)
-        pthread_cond_wait(&ctx->cond, &ctx->lock);
-    pthread_mutex_unlock(&ctx->lock);
+    /* Completes at once when nothing is pending (every target skipped,
+     * cancelled, or every leg already ended). */
+    pp_ctx_leave(ctx);
+    return HERALD_OK;
 
-    /* Legs not final now fail; their late responses are only counted. */
-    for (i = 0; i < ctx->n_legs; i++) {
-        pp_leg *leg = &ctx->legs[i];
-
-        if (leg->final)
-            continue;
-        if (stop_err == HERALD_ERR_CANCELLED)
-            pp_leg_fail(leg, "cancelled", "cancelled");
-        else
-            pp_leg_fail(leg, "deadline", "deadline exceeded");
-        if (!leg->started)
-            leg->done_mono_ms = leg->first_mono_ms;
-        pp_leg_report(ctx, leg);
-    }
-    err = pp_fill_result(ctx, res, stop_err);
-
-done:
+invalid:
+    /* As the synchronous call: no targets, no metrics, cb not called. */
     res->duration_ms = pp_mono_ms_f() - t0;
-    res->err = err;
-    if (pp && err != HERALD_ERR_INVALID)
-        pp_report_call(pp, a, res, err);
-    if (ctx)
-        pp_ctx_unref(ctx);
+    res->err = HERALD_ERR_INVALID;
+    return HERALD_ERR_INVALID;
+
+nomem:
+    /* Nothing was submitted and ctx is in no heap: only this thread knows
+     * it. Skipped legs were reported; the call is reported as failed. */
+    pp_ctx_free(ctx);
+    res->duration_ms = pp_mono_ms_f() - t0;
+    res->err = HERALD_ERR_NOMEM;
+    pp_report_call(pp, a, res, HERALD_ERR_NOMEM);
+    cb(opaque, HERALD_ERR_NOMEM, res);
+    return HERALD_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Synchronous entry points                                             */
+/* ------------------------------------------------------------------ */
+
+/* A synchronous caller waiting for its fan-out's callback. */
+typedef struct pp_waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+    herald_err err;
+} pp_waiter;
+
+static void pp_waiter_done(void *opaque, herald_err err, publish_result *res)
+{
+    pp_waiter *w = opaque;
+
+    (void)res;
+    pthread_mutex_lock(&w->lock);
+    w->err = err;
+    w->done = true;
+    /* Signalled under the lock, against STYLE.md 13's habit: the waiter
+     * frees w (its stack) as soon as it sees done, so w must not be
+     * touched after the unlock. */
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static herald_err pp_publish_sync(parallel_publisher *pp, publish_mode mode,
+                                  const alert *a, target *const *targets,
+                                  size_t n, const publish_opts *opts,
+                                  publish_result *res)
+{
+    pp_waiter w;
+    herald_err err;
+
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    w.done = false;
+    w.err = HERALD_OK;
+    err = publish_start(pp, mode, a, targets, n, opts, res, pp_waiter_done, &w);
+    if (err == HERALD_OK) {
+        pthread_mutex_lock(&w.lock);
+        while (!w.done)
+            pthread_cond_wait(&w.cond, &w.lock);
+        err = w.err;
+        pthread_mutex_unlock(&w.lock);
+    }
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
     return err;
 }
 
@@ -1249,19 +1629,19 @@ herald_err publish_to_multiple(parallel_publisher *pp, const alert *a,
                                target *const *targets, size_t n,
                                const publish_opts *opts, publish_result *res)
 {
-    return pp_publish(pp, PP_MODE_MULTIPLE, a, targets, n, opts, res);
+    return pp_publish_sync(pp, PUBLISH_MODE_MULTIPLE, a, targets, n, opts, res);
 }
 
 herald_err publish_to_all(parallel_publisher *pp, const alert *a,
                           target *const *targets, size_t n,
                           const publish_opts *opts, publish_result *res)
 {
-    return pp_publish(pp, PP_MODE_ALL, a, targets, n, opts, res);
+    return pp_publish_sync(pp, PUBLISH_MODE_ALL, a, targets, n, opts, res);
 }
 
 herald_err publish_to_healthy(parallel_publisher *pp, const alert *a,
                               target *const *targets, size_t n,
                               const publish_opts *opts, publish_result *res)
 {
-    return pp_publish(pp, PP_MODE_HEALTHY, a, targets, n, opts, res);
+    return pp_publish_sync(pp, PUBLISH_MODE_HEALTHY, a, targets, n, opts, res);
 }

@@ -46,18 +46,36 @@
  * STYLE.md 8). Before every attempt breaker_allow() is asked and after it
  * breaker_record() and health_record() (passive health) are told.
  *
- * Deadline and cancellation. The calling thread waits on a condition
- * variable. When the deadline passes or *opts->cancel becomes true, every
- * leg that is not final is reported failed ("deadline exceeded", error_type
- * "deadline"; or "cancelled", error_type "cancelled") and the call returns.
+ * Asynchronous publishing. publish_start() starts a fan-out and returns at
+ * once; its publish_done_cb is called exactly once when the fan-out is
+ * final. The three synchronous entry points are thin wrappers that start a
+ * fan-out and wait for its callback, so there is one fan-out path. A slow
+ * target therefore never needs to hold the caller's thread: a dispatcher
+ * that uses publish_start() stays free for other jobs.
+ *
+ *   static void on_done(void *opaque, herald_err err, publish_result *res)
+ *   {
+ *       ... hand (opaque, err, res) to a worker thread; do not block ...
+ *   }
+ *   publish_start(pp, PUBLISH_MODE_HEALTHY, a, targets, n, &opts, &res,
+ *                 on_done, job);
+ *
+ * Deadline and cancellation. The publisher has one timer thread that
+ * holds every pending fan-out in a min-heap by deadline. It wakes at the
+ * earliest deadline, and every PP_CANCEL_POLL_MS (10 ms) while a pending
+ * fan-out has a cancel flag. When the deadline passes or *opts->cancel
+ * becomes true, every leg that is not final is reported failed ("deadline
+ * exceeded", error_type "deadline"; or "cancelled", error_type
+ * "cancelled") and the fan-out completes. A fan-out completes once,
+ * whichever comes first: its last leg, its deadline, its cancel flag.
  * Responses that arrive later are not lost: they are counted in metrics,
  * breakers and health, but never touch the caller's memory (the fan-out
  * context is reference counted and freed by the last user).
  *
  * Threads. Calls run on the caller's thread (a dispatcher thread of the
- * queue, or the API thread); completion work runs on transport threads.
- * Every function here may be called from any thread, concurrently, on the
- * same publisher.
+ * queue, or the API thread); completion work runs on transport threads
+ * and on the publisher's timer thread ("herald-pp-timer"). Every function
+ * here may be called from any thread, concurrently, on the same publisher.
  *
  * Observability (worker/metrics.h): herald_publish_duration_seconds{result}
  * (histogram), herald_publishes_total{result} with result success,
@@ -114,8 +132,14 @@ parallel_publisher *parallel_new(const parallel_config *cfg, health *h,
                                  char *errstr, size_t errstr_size);
 
 /*
- * Destroys the transport (requests still pending complete as cancelled),
- * then frees the breakers and pp. No publish call may be running.
+ * Stops the timer thread, completes every fan-out still pending as
+ * cancelled (legs not final fail with "cancelled", error_type "cancelled";
+ * each publish_done_cb is called, on this thread or on a transport I/O
+ * thread, before parallel_destroy returns), destroys the transport
+ * (requests still in flight complete as cancelled; their late responses
+ * only feed breakers and metrics), then frees the breakers and pp. No
+ * publish_start() or synchronous publish call may be running; fan-outs
+ * started earlier may still be pending. Not from a publish_done_cb.
  * NULL is a no-op.
  */
 void parallel_destroy(parallel_publisher *pp);
@@ -141,7 +165,7 @@ herald_err parallel_breaker_state(parallel_publisher *pp, const char *name,
 
 /*
  * Legs in flight now, over every call: started and not final, plus
- * attempts still running after their call returned at its deadline (their
+ * attempts still running after their call completed at its deadline (their
  * late responses are being waited for). The herald_fanout_active gauge.
  * A snapshot; any thread.
  */
@@ -168,7 +192,8 @@ typedef struct publish_opts {
     bool respect_breakers;      /* Ask breakers (default true). */
     int max_concurrent_targets; /* Legs in flight at once, 0 = all
                                    (default 0); 1 = one after another. */
-    const atomic_bool *cancel;  /* Borrowed for the call; when it becomes
+    const atomic_bool *cancel;  /* Borrowed for the call (publish_start:
+                                   until its callback); when it becomes
                                    true the call returns within ~10 ms
                                    with HERALD_ERR_CANCELLED (unless a
                                    target already delivered); when it is
@@ -316,7 +341,9 @@ struct json_object *publish_result_to_json(const publish_result *res);
  *   HERALD_ERR_DEADLINE   the deadline passed before any delivery;
  *   HERALD_ERR_ALL_FAILED every attempted target failed.
  * Blocks the calling thread up to opts->deadline_ms (plus a few ms to
- * collect results). Any thread; concurrent calls are fine.
+ * collect results): a wrapper that calls publish_start() and waits for
+ * its callback. Any thread except a transport I/O thread (so never from
+ * a publish_done_cb); concurrent calls are fine.
  */
 herald_err publish_to_multiple(parallel_publisher *pp, const alert *a,
                                target *const *targets, size_t n,
@@ -332,5 +359,67 @@ herald_err publish_to_all(parallel_publisher *pp, const alert *a,
 herald_err publish_to_healthy(parallel_publisher *pp, const alert *a,
                               target *const *targets, size_t n,
                               const publish_opts *opts, publish_result *res);
+
+/* ------------------------------------------------------------------ */
+/* Asynchronous publishing                                              */
+/* ------------------------------------------------------------------ */
+
+/* Which targets of the list a publish selects (as the three entry points). */
+typedef enum publish_mode {
+    PUBLISH_MODE_MULTIPLE = 0, /* publish_to_multiple */
+    PUBLISH_MODE_ALL = 1,      /* publish_to_all */
+    PUBLISH_MODE_HEALTHY = 2   /* publish_to_healthy */
+} publish_mode;
+
+/*
+ * Called exactly once per publish_start() that returned HERALD_OK, when
+ * every leg is final, the deadline passed, or *opts->cancel became true.
+ * err is what the synchronous call would have returned (also res->err);
+ * res is the caller's result, filled (the pointer given to publish_start;
+ * still caller-owned). opaque is publish_start's opaque.
+ *
+ * Called on a transport I/O thread (the last leg's response), on the
+ * publisher's timer thread (deadline or cancel flag), on the calling
+ * thread inside publish_start() when nothing needs sending (every target
+ * skipped, cancelled before the start, out of memory) or when every leg
+ * ended before publish_start() returned, or on the thread running
+ * parallel_destroy(). No lock of the publisher is held. It must not block
+ * for long (it runs on an I/O thread and delays that thread's other
+ * requests): hand heavy work to another thread. It may call
+ * publish_start(); it must not call parallel_destroy() or a synchronous
+ * publish_to_* (which would wait for the thread it runs on).
+ */
+typedef void (*publish_done_cb)(void *opaque, herald_err err,
+                                publish_result *res);
+
+/*
+ * Starts publishing a as the synchronous entry point of mode would, and
+ * returns at once (it never waits for a target; the request building of
+ * the first attempts runs on the calling thread).
+ *
+ * Ownership: a, targets (and the targets they point to), opts and
+ * *opts->cancel are borrowed until cb has been called; opts may be NULL
+ * for the defaults. res (publish_result_init'ed, caller-owned; earlier
+ * content is freed) is written only by the completion, and may be read
+ * by the caller from cb on. opaque is passed to cb untouched.
+ *
+ * Returns HERALD_OK when cb will be (or already was) called: every other
+ * outcome, including HERALD_ERR_NOMEM, reaches cb as err (see
+ * publish_to_multiple for the values). Returns HERALD_ERR_INVALID for
+ * invalid arguments (NULL pp, a, res or cb, an unknown mode, NULL targets
+ * with n > 0, a NULL target or one without a name, invalid opts): cb is
+ * NOT called and res is filled as the synchronous call would fill it
+ * (unless res is NULL).
+ *
+ * Deadline: opts->deadline_ms from this call; the timer thread completes
+ * the fan-out at the deadline. Cancel: polled every ~10 ms by the timer
+ * thread; true at the start means nothing is sent (cb is then called
+ * inside publish_start with HERALD_ERR_CANCELLED). Any thread, including
+ * a publish_done_cb; not concurrently with parallel_destroy().
+ */
+herald_err publish_start(parallel_publisher *pp, publish_mode mode,
+                         const alert *a, target *const *targets, size_t n,
+                         const publish_opts *opts, publish_result *res,
+                         publish_done_cb cb, void *opaque);
 
 #endif

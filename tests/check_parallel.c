@@ -7,8 +7,9 @@
  *
  * Paths: /ok 200; /fail 500; /bad 400; /flaky 503 once then 200; /429 429
  * with Retry-After: 1 once then 200; /slow 200 after 600 ms; /gate 200 after
- * 100 ms (its concurrency is what the limits tests read). A closed port
- * gives "connection refused".
+ * 100 ms (its concurrency is what the limits tests read); /slow1s 200 after
+ * 1 s (the non-blocking publish_start test). A closed port gives
+ * "connection refused".
  */
 #include <check.h>
 #include <json-c/json.h>
@@ -35,6 +36,7 @@ static const http_fixture_rule rules[] = {
     {.path = "/429", .status = 429, .times = 1, .retry_after = "1"},
     {.path = "/slow", .delay_ms = 600},
     {.path = "/gate", .delay_ms = 100},
+    {.path = "/slow1s", .delay_ms = 1000},
 };
 
 /* The receiver, started once in main() and reset before each test. */
@@ -1132,6 +1134,341 @@ START_TEST(test_metrics_exposed)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Asynchronous publishing (publish_start)                              */
+/* ------------------------------------------------------------------ */
+
+/* What a publish_done_cb saw. Fields are written before calls is
+ * incremented and read after it is seen, so the atomic orders them. */
+typedef struct async_done {
+    atomic_int calls;
+    herald_err err;
+    publish_result *res;
+    pthread_t thread;
+    char thread_name[16];
+} async_done;
+
+static void async_done_init(async_done *d)
+{
+    memset(d, 0, sizeof *d);
+    atomic_init(&d->calls, 0);
+}
+
+static void on_done(void *opaque, herald_err err, publish_result *res)
+{
+    async_done *d = opaque;
+
+    d->err = err;
+    d->res = res;
+    d->thread = pthread_self();
+    pthread_getname_np(pthread_self(), d->thread_name, sizeof d->thread_name);
+    atomic_fetch_add(&d->calls, 1);
+}
+
+/* Starts a fan-out and waits (bounded poll) for its callback. */
+static void start_and_wait(publish_mode mode, target *const *t, size_t n,
+                           const publish_opts *o, publish_result *res,
+                           async_done *d)
+{
+    async_done_init(d);
+    publish_result_init(res);
+    ck_assert_int_eq(
+        publish_start(pp, mode, &test_alert, t, n, o, res, on_done, d),
+        HERALD_OK);
+    WAIT_FOR(atomic_load(&d->calls) >= 1);
+    ck_assert_ptr_eq(d->res, res);
+    ck_assert_int_eq(d->err, res->err);
+}
+
+/* Destroys the publisher (joining every thread that could call back) and
+ * checks that the callback ran exactly once. */
+static void assert_called_once(const async_done *d)
+{
+    parallel_destroy(pp);
+    pp = NULL;
+    ck_assert_int_eq(atomic_load(&d->calls), 1);
+}
+
+static void assert_same_result(const publish_result *x, const publish_result *y)
+{
+    ck_assert_int_eq(x->err, y->err);
+    ck_assert_uint_eq(x->total, y->total);
+    ck_assert_uint_eq(x->succeeded, y->succeeded);
+    ck_assert_uint_eq(x->failed, y->failed);
+    ck_assert_uint_eq(x->skipped, y->skipped);
+    ck_assert_int_eq(x->partial_success, y->partial_success);
+    ck_assert_uint_eq(x->n_targets, y->n_targets);
+    for (size_t i = 0; i < x->n_targets; i++) {
+        const publish_target_result *a = &x->targets[i];
+        const publish_target_result *b = &y->targets[i];
+
+        ck_assert_str_eq(a->name, b->name);
+        ck_assert_str_eq(a->type, b->type);
+        ck_assert_int_eq(a->outcome, b->outcome);
+        ck_assert_int_eq(a->http_status, b->http_status);
+        ck_assert_str_eq(a->error, b->error);
+        if (a->error_type || b->error_type)
+            ck_assert_str_eq(a->error_type ? a->error_type : "(null)",
+                             b->error_type ? b->error_type : "(null)");
+        ck_assert_int_eq(a->attempts, b->attempts);
+        ck_assert_int_eq(a->skip_reason, b->skip_reason);
+    }
+}
+
+/* publish_start and publish_to_multiple on the same targets agree. */
+static void check_same_as_sync(herald_err want)
+{
+    publish_result ares;
+    publish_result sres;
+    async_done d;
+
+    start_and_wait(PUBLISH_MODE_MULTIPLE, tg, ntg, NULL, &ares, &d);
+    ck_assert_int_eq(d.err, want);
+    publish_result_init(&sres);
+    ck_assert_int_eq(publish_to_multiple(pp, &test_alert, tg, ntg, NULL, &sres),
+                     want);
+    assert_same_result(&ares, &sres);
+    assert_called_once(&d);
+    publish_result_free(&ares);
+    publish_result_free(&sres);
+}
+
+START_TEST(test_start_happy_path)
+{
+    add("a", "/ok");
+    add("b", "/ok");
+    add("c", "/ok");
+    check_same_as_sync(HERALD_OK);
+    ck_assert_int_eq(http_fixture_count(fx, "/ok"), 6);
+}
+END_TEST
+
+START_TEST(test_start_partial_success)
+{
+    add("good", "/ok");
+    add("bad", "/fail");
+    check_same_as_sync(HERALD_OK);
+}
+END_TEST
+
+START_TEST(test_start_total_failure)
+{
+    add("bad", "/fail");
+    add("gone", "refused");
+    check_same_as_sync(HERALD_ERR_ALL_FAILED);
+}
+END_TEST
+
+START_TEST(test_start_all_skipped_inline)
+{
+    publish_result res;
+    async_done d;
+
+    add("off1", "/ok")->enabled = false;
+    add("off2", "/ok")->enabled = false;
+    async_done_init(&d);
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_start(pp, PUBLISH_MODE_ALL, &test_alert, tg, ntg,
+                                   NULL, &res, on_done, &d),
+                     HERALD_OK);
+    /* Nothing to send: called on this thread, before publish_start
+     * returned. */
+    ck_assert_int_eq(atomic_load(&d.calls), 1);
+    ck_assert(pthread_equal(d.thread, pthread_self()));
+    ck_assert_int_eq(d.err, HERALD_ERR_NO_ENABLED);
+    ck_assert_int_eq(res.err, HERALD_ERR_NO_ENABLED);
+    ck_assert_uint_eq(res.skipped, 2);
+    ck_assert_int_eq(res.targets[0].skip_reason, PUBLISH_REASON_DISABLED);
+    ck_assert_int_eq(http_fixture_count(fx, "/ok"), 0);
+    assert_called_once(&d);
+    publish_result_free(&res);
+}
+END_TEST
+
+START_TEST(test_start_deadline_on_timer_thread)
+{
+    publish_result res;
+    publish_opts o;
+    async_done d;
+    const publish_target_result *tr;
+
+    add("fast", "/ok");
+    add("slow", "/slow");
+    publish_opts_default(&o);
+    o.deadline_ms = 200;
+    start_and_wait(PUBLISH_MODE_MULTIPLE, tg, ntg, &o, &res, &d);
+    ck_assert_str_eq(d.thread_name, "herald-pp-timer");
+    ck_assert_int_eq(d.err, HERALD_OK);
+    ck_assert(res.partial_success);
+    ck_assert_int_eq(find(&res, "fast")->outcome, PUBLISH_OUTCOME_DELIVERED);
+    tr = find(&res, "slow");
+    ck_assert_int_eq(tr->outcome, PUBLISH_OUTCOME_FAILED);
+    ck_assert_str_eq(tr->error, "deadline exceeded");
+    ck_assert_str_eq(tr->error_type, "deadline");
+    ck_assert_int_eq(tr->attempts, 1);
+    publish_result_free(&res);
+
+    /* Only the slow one: the fan-out itself reports the deadline. */
+    start_and_wait(PUBLISH_MODE_MULTIPLE, tg + 1, 1, &o, &res, &d);
+    ck_assert_str_eq(d.thread_name, "herald-pp-timer");
+    ck_assert_int_eq(d.err, HERALD_ERR_DEADLINE);
+    ck_assert_uint_eq(res.failed, 1);
+    /* The late response is still counted, and never calls back again. */
+    WAIT_FOR(parallel_in_flight(pp) == 0);
+    assert_called_once(&d);
+    publish_result_free(&res);
+}
+END_TEST
+
+START_TEST(test_start_cancel)
+{
+    publish_result res;
+    publish_opts o;
+    async_done d;
+    pthread_t th;
+
+    add("slow1", "/slow");
+    add("slow2", "/slow");
+    atomic_store(&cancel_flag, false);
+    publish_opts_default(&o);
+    o.cancel = &cancel_flag;
+    pthread_create(&th, NULL, canceller, NULL);
+    start_and_wait(PUBLISH_MODE_MULTIPLE, tg, ntg, &o, &res, &d);
+    pthread_join(th, NULL);
+    ck_assert_str_eq(d.thread_name, "herald-pp-timer");
+    ck_assert_int_eq(d.err, HERALD_ERR_CANCELLED);
+    ck_assert_uint_eq(res.failed, 2);
+    ck_assert_str_eq(res.targets[0].error, "cancelled");
+    ck_assert_str_eq(res.targets[1].error_type, "cancelled");
+    publish_result_free(&res);
+
+    /* Cancelled before the start: nothing is sent, called inline. */
+    http_fixture_reset(fx);
+    async_done_init(&d);
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_start(pp, PUBLISH_MODE_MULTIPLE, &test_alert, tg,
+                                   ntg, &o, &res, on_done, &d),
+                     HERALD_OK);
+    ck_assert_int_eq(atomic_load(&d.calls), 1);
+    ck_assert(pthread_equal(d.thread, pthread_self()));
+    ck_assert_int_eq(d.err, HERALD_ERR_CANCELLED);
+    ck_assert_int_eq(res.targets[0].attempts, 0);
+    ck_assert_int_eq(http_fixture_count(fx, "/slow"), 0);
+    assert_called_once(&d);
+    publish_result_free(&res);
+}
+END_TEST
+
+START_TEST(test_start_invalid)
+{
+    publish_result res;
+    publish_opts o;
+    async_done d;
+
+    add("a", "/ok");
+    async_done_init(&d);
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_start(pp, PUBLISH_MODE_MULTIPLE, &test_alert, tg,
+                                   ntg, NULL, &res, NULL, NULL),
+                     HERALD_ERR_INVALID);
+    ck_assert_int_eq(res.err, HERALD_ERR_INVALID);
+    ck_assert_uint_eq(res.n_targets, 0);
+    ck_assert_int_eq(publish_start(pp, (publish_mode)7, &test_alert, tg, ntg,
+                                   NULL, &res, on_done, &d),
+                     HERALD_ERR_INVALID);
+    ck_assert_int_eq(publish_start(pp, PUBLISH_MODE_ALL, NULL, tg, ntg, NULL,
+                                   &res, on_done, &d),
+                     HERALD_ERR_INVALID);
+    publish_opts_default(&o);
+    o.deadline_ms = 0;
+    ck_assert_int_eq(publish_start(pp, PUBLISH_MODE_ALL, &test_alert, tg, ntg,
+                                   &o, &res, on_done, &d),
+                     HERALD_ERR_INVALID);
+    ck_assert_int_eq(res.err, HERALD_ERR_INVALID);
+    ck_assert_int_eq(publish_start(pp, PUBLISH_MODE_ALL, &test_alert, tg, ntg,
+                                   NULL, NULL, on_done, &d),
+                     HERALD_ERR_INVALID);
+    parallel_destroy(pp);
+    pp = NULL;
+    ck_assert_int_eq(atomic_load(&d.calls), 0);
+    ck_assert_int_eq(http_fixture_count(fx, "/ok"), 0);
+}
+END_TEST
+
+/* Fan-outs of the non-blocking test: each its own result, one counter. */
+#define N_ASYNC 50
+static publish_result async_res[N_ASYNC];
+static atomic_int async_completed;
+static atomic_int async_ok;
+
+static void on_done_count(void *opaque, herald_err err, publish_result *res)
+{
+    (void)opaque;
+    if (err == HERALD_OK && res->succeeded == 2)
+        atomic_fetch_add(&async_ok, 1);
+    atomic_fetch_add(&async_completed, 1);
+}
+
+START_TEST(test_start_does_not_block)
+{
+    int completed_after_starts;
+
+    /* Every call waits 1 s for the slow target; its limit lets all of
+     * them be in flight at once. */
+    add("slow", "/slow1s")->max_concurrency = N_ASYNC;
+    add("fast", "/ok");
+    atomic_store(&async_completed, 0);
+    atomic_store(&async_ok, 0);
+    for (int i = 0; i < N_ASYNC; i++) {
+        publish_result_init(&async_res[i]);
+        ck_assert_int_eq(publish_start(pp, PUBLISH_MODE_MULTIPLE, &test_alert,
+                                       tg, ntg, NULL, &async_res[i],
+                                       on_done_count, NULL),
+                         HERALD_OK);
+    }
+    /* The calling thread is back from all 50 starts while every fan-out
+     * still waits for the slow target. */
+    completed_after_starts = atomic_load(&async_completed);
+    ck_assert_int_eq(completed_after_starts, 0);
+    WAIT_FOR(atomic_load(&async_completed) == N_ASYNC);
+    ck_assert_int_eq(atomic_load(&async_ok), N_ASYNC);
+    ck_assert_int_eq(http_fixture_count(fx, "/slow1s"), N_ASYNC);
+    ck_assert_int_eq(http_fixture_count(fx, "/ok"), N_ASYNC);
+    parallel_destroy(pp);
+    pp = NULL;
+    ck_assert_int_eq(atomic_load(&async_completed), N_ASYNC);
+    for (int i = 0; i < N_ASYNC; i++) {
+        ck_assert_uint_eq(async_res[i].succeeded, 2);
+        publish_result_free(&async_res[i]);
+    }
+}
+END_TEST
+
+START_TEST(test_destroy_completes_pending)
+{
+    publish_result res;
+    async_done d;
+
+    add("slow", "/slow");
+    async_done_init(&d);
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_start(pp, PUBLISH_MODE_MULTIPLE, &test_alert, tg,
+                                   ntg, NULL, &res, on_done, &d),
+                     HERALD_OK);
+    WAIT_FOR(http_fixture_count(fx, "/slow") >= 1);
+    ck_assert_int_eq(atomic_load(&d.calls), 0);
+    /* Pending at destroy: completed as cancelled before it returns. */
+    parallel_destroy(pp);
+    pp = NULL;
+    ck_assert_int_eq(atomic_load(&d.calls), 1);
+    ck_assert_int_eq(d.err, HERALD_ERR_CANCELLED);
+    ck_assert_uint_eq(res.failed, 1);
+    ck_assert_str_eq(res.targets[0].error, "cancelled");
+    ck_assert_str_eq(res.targets[0].error_type, "cancelled");
+    publish_result_free(&res);
+}
+END_TEST
+
 static Suite *parallel_suite(void)
 {
     const check_case cases[] = {
@@ -1170,6 +1507,15 @@ static Suite *parallel_suite(void)
         {"max_concurrent_targets", test_max_concurrent_targets},
         {"deadline_waiting_legs", test_deadline_with_waiting_legs},
         {"metrics", test_metrics_exposed},
+        {"start_happy_path", test_start_happy_path},
+        {"start_partial_success", test_start_partial_success},
+        {"start_total_failure", test_start_total_failure},
+        {"start_all_skipped_inline", test_start_all_skipped_inline},
+        {"start_deadline_timer", test_start_deadline_on_timer_thread},
+        {"start_cancel", test_start_cancel},
+        {"start_invalid", test_start_invalid},
+        {"start_does_not_block", test_start_does_not_block},
+        {"destroy_completes_pending", test_destroy_completes_pending},
     };
     Suite *s = suite_create("parallel");
 

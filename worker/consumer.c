@@ -466,6 +466,8 @@ static void partitions_revoke(worker *w,
         w->parts[p->partition] = NULL;
         part_unref(p);
     }
+    /* Cancelled jobs waiting out a backoff finish now, not later. */
+    queue_timers_expire(w->q);
     {
         bool any = false;
 
@@ -958,7 +960,19 @@ static void job_dropped(void *opaque, void *vjob)
 
 static void worker_free(worker *w)
 {
+    job *head;
+
     queue_destroy(w->q);
+    /* Jobs the queue handed back while it was destroyed. */
+    head = w->done_head;
+    w->done_head = NULL;
+    w->done_tail = NULL;
+    while (head) {
+        job *next = head->next;
+
+        job_free(head);
+        head = next;
+    }
     parallel_destroy(w->pp);
     health_destroy(w->health);
     dlq_destroy(w->dlq);
@@ -1023,6 +1037,8 @@ static void worker_shutdown(worker *w)
                     if (w->parts[i])
                         atomic_store(&w->parts[i]->cancel, true);
                 }
+                /* Jobs waiting out a backoff see the cancel now. */
+                queue_timers_expire(w->q);
                 /* Cancelled jobs come back quickly; give them 10 s. */
                 deadline = herald_now_ms() + 10000;
                 continue;
@@ -1113,6 +1129,9 @@ herald_err worker_run(const worker_config *cfg_in, char *errstr,
     qcfg.capacity = (size_t)w.cfg.queue_capacity;
     qcfg.threads = w.cfg.dispatchers;
     qcfg.drop = job_dropped;
+    /* Jobs are asynchronous (job.c): a job holds its fingerprint until it
+     * calls queue_job_done(), not until its first step returns. */
+    qcfg.manual_done = true;
     w.q = queue_new(&qcfg, job_run, &w, errstr, errstr_size);
     if (!w.q) {
         ret = HERALD_ERR_CONFIG;

@@ -1,29 +1,41 @@
 /*
- * job.c: runs one job (one Kafka message) on a dispatcher thread.
+ * job.c: runs one job (one Kafka message) as a small state machine whose
+ * steps run on the dispatcher threads of the PublishingQueue.
  *
- * Data flow per job: select the targets (all configured ones, or those of
- * the herald-targets header) -> for every alert of the message publish to
- * the healthy ones through the ParallelPublisher (each target retried on
- * its own inside the publisher) -> classify legs: delivered, not selected
- * (disabled / filtered: nothing to do), failed (attempted, or skipped as
- * unhealthy / degraded / circuit open) -> if anything was delivered, write
- * every failed leg to the dead-letter topic; if nothing was delivered
- * (total failure), retry only the failed legs with backoff until the job
- * budget (attempts, age) is spent, then dead-letter them -> the job is
- * final only when every leg delivered or its dead-letter record was
- * acknowledged by the broker. Poison messages go straight to the
- * dead-letter topic. A job whose partition is revoked or that is cancelled
- * at shutdown is handed back as not final, so its offset is never
- * committed and the next owner consumes it again (at-least-once).
+ * Data flow per job:
+ *   start     select the targets (all configured ones, or those of the
+ *             herald-targets header); a poison message goes straight to
+ *             the dead-letter topic;
+ *   publish   start one asynchronous fan-out per alert (publish_start:
+ *             the healthy targets on the first attempt, the failed legs
+ *             after that) and return: no dispatcher thread waits for a
+ *             target. The last fan-out to complete resumes the job;
+ *   evaluate  fold each leg's outcome in: delivered, not selected
+ *             (disabled / filtered), or failed (attempted, or skipped as
+ *             unhealthy / degraded / circuit open). Everything delivered:
+ *             final. Something delivered (partial success), or the job
+ *             budget (attempts, age) spent: dead-letter the failed legs.
+ *             Nothing delivered yet (total failure): resume after a
+ *             full-jitter backoff and publish the failed legs again;
+ *   dead-letter  one record per failed target, each acknowledged by the
+ *             broker before the next; a failed write resumes after a
+ *             backoff (the offset stays uncommitted meanwhile);
+ *   finish    release the fingerprint in the queue (its next job may
+ *             run) and hand the job to the consumer thread, which marks
+ *             the offset final only when the job says so.
+ * A job whose partition is revoked before it starts, or that is cancelled
+ * (revoke deadline, shutdown) is finished as not final: its offset is never
+ * committed and the next owner consumes the message again (at-least-once).
  *
- * Threads: dispatcher threads of the PublishingQueue; one job at a time
- * per thread; jobs of one fingerprint never run concurrently.
+ * Threads: steps run on dispatcher threads, one step of a job at a time;
+ * job_alert_done() runs on the publisher's threads and only counts down.
+ * Jobs of one fingerprint never overlap: the queue keeps the key busy
+ * until job_finish().
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "publishers/backoff.h"
 #include "publishers/breaker.h"
@@ -32,6 +44,11 @@
 #include "worker/worker_int.h"
 
 static const char *COMP = "job";
+
+/* Backoff of dead-letter write retries, ms: a broker outage of minutes is
+ * retried every 30 s at most. */
+#define DLQ_BACKOFF_INITIAL_MS 500
+#define DLQ_BACKOFF_MAX_MS 30000
 
 /* State of one (alert, target) leg across job attempts. */
 typedef enum leg_state {
@@ -52,6 +69,34 @@ typedef struct leg {
     int64_t last_attempt_ms;
 } leg;
 
+typedef enum job_step {
+    STEP_START = 0,
+    STEP_PUBLISH,   /* Start (again) the fan-outs of the failed legs. */
+    STEP_EVALUATE,  /* Every fan-out of this attempt completed. */
+    STEP_DEAD_LETTER, /* Write the failed legs, from dlq_next on. */
+    STEP_POISON     /* Write the poison message. */
+} job_step;
+
+/* What a running job keeps between its steps. Owned by the job. */
+struct job_run {
+    worker *w;
+    job_step step;
+    target_set *set;  /* Acquired at start: the job keeps its config. */
+    target **base;    /* The job's targets, n_base of them. */
+    size_t n_base;
+    leg **legs;       /* legs[alert][target]. */
+    target **remaining; /* [alert * n_base + k]: legs to publish. */
+    publish_result *results; /* One per alert, for the current attempt. */
+    bool *started;           /* Fan-out started for the alert. */
+    atomic_int pending;      /* Fan-outs not completed, + 1 while starting. */
+    publish_opts opts;
+    int attempt;
+    bool delivered_any;
+    uint64_t seed;
+    size_t dlq_next;  /* Next target to dead-letter. */
+    int dlq_attempt;  /* Failed writes of the current record. */
+};
+
 static metric *jobs_total;
 static metric *job_retries;
 static pthread_once_t job_metrics_once = PTHREAD_ONCE_INIT;
@@ -61,7 +106,7 @@ static void job_metrics_init(void)
     jobs_total = metrics_family(METRIC_COUNTER, "herald_jobs_total",
                                 "Jobs finished, by outcome (success, "
                                 "partial_success, dead_lettered, poison, "
-                                "cancelled).",
+                                "no_targets, cancelled).",
                                 "outcome", NULL, 0);
     job_retries = metrics_family(METRIC_COUNTER, "herald_job_retries_total",
                                  "Job attempts repeated after a total "
@@ -69,10 +114,36 @@ static void job_metrics_init(void)
                                  "", NULL, 0);
 }
 
+static void job_run_free(job *job)
+{
+    job_run_state *run = job->run;
+
+    if (!run)
+        return;
+    if (run->legs) {
+        for (size_t i = 0; i < job->batch.n; i++)
+            free(run->legs[i]);
+    }
+    if (run->results) {
+        for (size_t i = 0; i < job->batch.n; i++)
+            publish_result_free(&run->results[i]);
+    }
+    free(run->legs);
+    free(run->results);
+    free(run->started);
+    free(run->remaining);
+    free(run->base);
+    if (run->set)
+        targets_release(run->set);
+    free(run);
+    job->run = NULL;
+}
+
 void job_free(job *job)
 {
     if (!job)
         return;
+    job_run_free(job);
     alert_batch_free(&job->batch);
     free(job->key);
     free(job->value);
@@ -86,81 +157,129 @@ static bool job_cancelled(worker *w, job *job)
     return atomic_load(&job->part->cancel) || atomic_load(&w->stopping);
 }
 
-/* Waits ms milliseconds unless the job is cancelled first. */
-static bool job_wait(worker *w, job *job, int64_t ms)
+static log_fields job_fields(worker *w, job *job, const char *target)
 {
-    int64_t until = herald_now_ms() + ms;
+    log_fields lf = {target, w->cfg.topic, job->part->partition, job->offset,
+                     job->batch.n ? job->batch.alerts[0].fingerprint : NULL};
 
-    while (!job_cancelled(w, job)) {
-        int64_t left = until - herald_now_ms();
-        struct timespec ts;
-
-        if (left <= 0)
-            return true;
-        if (left > 50)
-            left = 50; /* Notice a cancel within 50 ms. */
-        ts.tv_sec = 0;
-        ts.tv_nsec = left * 1000000L;
-        nanosleep(&ts, NULL);
-    }
-    return false;
+    return lf;
 }
 
 /*
- * Writes one dead-letter record, retrying until the broker acknowledges
- * it. Returns false only when the job was cancelled first (then nothing
- * may be committed for it).
+ * Ends the job: frees its run state, releases its fingerprint in the queue
+ * and hands it to the consumer thread. The job must not be touched after.
  */
-static bool job_dead_letter(worker *w, job *job, const dlq_record *rec)
+static void job_finish(worker *w, job *job, bool final, const char *outcome)
 {
-    uint64_t seed = (uint64_t)(uintptr_t)job ^ (uint64_t)herald_now_ms();
-    int attempt = 0;
-    log_fields lf = {rec->target, w->cfg.topic, job->part->partition,
-                     job->offset, job->batch.n ? job->batch.alerts[0].fingerprint
-                                               : NULL};
+    herald_err err;
 
-    for (;;) {
-        char errstr[256];
-        herald_err err;
+    job->final = final;
+    metrics_add(jobs_total, 1, outcome);
+    job_run_free(job);
+    err = queue_job_done(w->q, job->queue_key);
+    if (err)
+        LOG_ERROR(COMP, (&(log_fields){NULL, w->cfg.topic,
+                                       job->part->partition, job->offset,
+                                       NULL}),
+                  "queue_job_done: %s", herald_err2str(err));
+    worker_job_done(w, job);
+}
 
-        err = dlq_write(w->dlq, rec, w->cfg.dlq_timeout_ms, errstr,
-                        sizeof(errstr));
-        if (err == HERALD_OK) {
-            LOG_WARN(COMP, &lf, "dead-lettered to %s: %s: %s",
-                     dlq_topic(w->dlq), rec->reason,
-                     rec->error ? rec->error : "");
-            return true;
-        }
-        attempt++;
-        log_write_limited(LOG_LEVEL_ERROR, COMP, &lf, "dlq-write", 10000,
-                          "dead-letter write failed (attempt %d), "
-                          "retrying; the offset is not committed: %s",
-                          attempt, errstr);
-        if (!job_wait(w, job, backoff_delay_ms(attempt, 500, 30000, &seed)))
-            return false;
+/* Runs the job's next step on a dispatcher thread at when_ms (0 = now). */
+static void job_resume(worker *w, job *job, int64_t when_ms)
+{
+    herald_err err = queue_resume(w->q, job, when_ms);
+
+    if (err) {
+        /* Only out of memory: finish as not final rather than lose track
+         * of the job; the message is consumed again after a restart. */
+        LOG_ERROR(COMP, (&(log_fields){NULL, w->cfg.topic,
+                                       job->part->partition, job->offset,
+                                       NULL}),
+                  "cannot resume job (%s): not final", herald_err2str(err));
+        job_finish(w, job, false, "cancelled");
     }
 }
 
-/* Poison message: dead-letter it with its reason kind. */
-static bool job_poison(worker *w, job *job)
+/* Resumes after a dead-letter write failed; false when cancelled. */
+static bool job_dlq_backoff(worker *w, job *job)
+{
+    job_run_state *run = job->run;
+    int64_t delay;
+
+    if (job_cancelled(w, job))
+        return false;
+    run->dlq_attempt++;
+    delay = backoff_delay_ms(run->dlq_attempt, DLQ_BACKOFF_INITIAL_MS,
+                             DLQ_BACKOFF_MAX_MS, &run->seed);
+    job_resume(w, job, herald_now_ms() + delay);
+    return true;
+}
+
+/* One dead-letter write; logs the outcome. */
+static herald_err job_dlq_write(worker *w, job *job, const dlq_record *rec)
+{
+    log_fields lf = job_fields(w, job, rec->target);
+    char errstr[256];
+    herald_err err;
+
+    err = dlq_write(w->dlq, rec, w->cfg.dlq_timeout_ms, errstr,
+                    sizeof(errstr));
+    if (err == HERALD_OK) {
+        LOG_WARN(COMP, &lf, "dead-lettered to %s: %s: %s",
+                 dlq_topic(w->dlq), rec->reason,
+                 rec->error ? rec->error : "");
+        return HERALD_OK;
+    }
+    log_write_limited(LOG_LEVEL_ERROR, COMP, &lf, "dlq-write", 10000,
+                      "dead-letter write failed, retrying; the offset is "
+                      "not committed: %s",
+                      errstr);
+    return err;
+}
+
+static void job_record_init(worker *w, job *job, dlq_record *rec)
+{
+    memset(rec, 0, sizeof(*rec));
+    rec->source_topic = w->cfg.topic;
+    rec->source_partition = job->part->partition;
+    rec->source_offset = job->offset;
+    rec->key = job->key;
+    rec->key_len = job->key_len;
+    rec->value = job->value;
+    rec->value_len = job->value_len;
+}
+
+/* A message herald cannot deliver at all: poison, or no target. */
+static void job_step_poison(worker *w, job *job)
 {
     dlq_record rec;
+    bool no_targets = job->batch.n > 0;
 
-    memset(&rec, 0, sizeof(rec));
-    rec.reason = alert_reason_name(job->reason);
-    rec.error = job->parse_error;
-    rec.source_topic = w->cfg.topic;
-    rec.source_partition = job->part->partition;
-    rec.source_offset = job->offset;
-    rec.key = job->key;
-    rec.key_len = job->key_len;
-    rec.value = job->value;
-    rec.value_len = job->value_len;
-    LOG_ERROR(COMP,
-              (&(log_fields){NULL, w->cfg.topic, job->part->partition,
-                             job->offset, NULL}),
-              "bad message (%s): %s", rec.reason, job->parse_error);
-    return job_dead_letter(w, job, &rec);
+    if (job_cancelled(w, job)) {
+        job_finish(w, job, false, "cancelled");
+        return;
+    }
+    job_record_init(w, job, &rec);
+    if (no_targets) {
+        rec.reason = "no_targets";
+        rec.error = "no target is configured for this message (none in "
+                    "targets.yaml, or the herald-targets header names "
+                    "none)";
+    } else {
+        rec.reason = alert_reason_name(job->reason);
+        rec.error = job->parse_error;
+    }
+    if (job->run->dlq_attempt == 0)
+        LOG_ERROR(COMP, (&(log_fields){NULL, w->cfg.topic,
+                                       job->part->partition, job->offset,
+                                       NULL}),
+                  "%s (%s): %s", no_targets ? "undeliverable" : "bad message",
+                  rec.reason, rec.error);
+    if (job_dlq_write(w, job, &rec) == HERALD_OK)
+        job_finish(w, job, true, no_targets ? "no_targets" : "poison");
+    else if (!job_dlq_backoff(w, job))
+        job_finish(w, job, false, "cancelled");
 }
 
 /* The targets of this job: all, or those the herald-targets header names. */
@@ -184,9 +303,9 @@ static size_t job_targets(worker *w, job *job, target_set *set,
         target *tgt = targets_find(set, name);
 
         if (!tgt) {
-            LOG_WARN(COMP,
-                     (&(log_fields){name, w->cfg.topic, job->part->partition,
-                                    job->offset, NULL}),
+            log_fields lf = job_fields(w, job, name);
+
+            LOG_WARN(COMP, &lf,
                      "herald-targets header names an unknown target: "
                      "ignored");
             continue;
@@ -215,8 +334,9 @@ static void legs_update(worker *w, leg *legs, size_t n_legs,
         if (!lg)
             continue;
         lg->attempts += tr->attempts;
-        if (tr->first_attempt_ms &&
-            (!lg->first_attempt_ms || tr->first_attempt_ms < lg->first_attempt_ms))
+        if (tr->first_attempt_ms && (!lg->first_attempt_ms ||
+                                     tr->first_attempt_ms <
+                                         lg->first_attempt_ms))
             lg->first_attempt_ms = tr->first_attempt_ms;
         if (tr->last_attempt_ms > lg->last_attempt_ms)
             lg->last_attempt_ms = tr->last_attempt_ms;
@@ -249,191 +369,268 @@ static void legs_update(worker *w, leg *legs, size_t n_legs,
     }
 }
 
-void job_run(void *opaque, void *vjob)
+static void job_step_evaluate(worker *w, job *job);
+
+/* Called by the publisher when one alert's fan-out completed. */
+static void job_alert_done(void *opaque, herald_err err, publish_result *res)
 {
-    worker *w = opaque;
-    job *job = vjob;
-    target_set *set = NULL;
-    target **base = NULL;
-    leg **legs = NULL; /* legs[alert][target] */
-    target **remaining = NULL;
-    size_t n_base = 0;
-    size_t n_alerts = job->batch.n;
-    uint64_t seed = (uint64_t)(uintptr_t)job ^ (uint64_t)job->offset;
-    int attempt = 0;
-    bool delivered_any = false;
-    const char *outcome = "cancelled";
-    publish_opts opts = w->cfg.publish;
-    log_fields lf = {NULL, w->cfg.topic, job->part->partition, job->offset,
-                     n_alerts ? job->batch.alerts[0].fingerprint : NULL};
+    job *job = opaque;
 
-    pthread_once(&job_metrics_once, job_metrics_init);
-    job->final = false;
-    if (atomic_load(&job->part->revoked) || job_cancelled(w, job))
-        goto done;
-    if (n_alerts == 0) {
-        job->final = job_poison(w, job);
-        outcome = job->final ? "poison" : "cancelled";
-        goto done;
+    (void)err;
+    (void)res;
+    if (atomic_fetch_sub(&job->run->pending, 1) == 1) {
+        job->run->step = STEP_EVALUATE;
+        job_resume(job->run->w, job, 0);
     }
-    set = targets_registry_current(w->targets);
-    n_base = targets_count(set);
-    base = calloc(n_base ? n_base : 1, sizeof(*base));
-    remaining = calloc(n_base ? n_base : 1, sizeof(*remaining));
-    legs = calloc(n_alerts, sizeof(*legs));
-    if (!base || !remaining || !legs)
-        goto oom;
-    n_base = job_targets(w, job, set, base, n_base);
-    for (size_t i = 0; i < n_alerts; i++) {
-        legs[i] = calloc(n_base ? n_base : 1, sizeof(**legs));
-        if (!legs[i])
-            goto oom;
-        for (size_t t = 0; t < n_base; t++)
-            legs[i][t].tgt = base[t];
+}
+
+/* Starts one fan-out per alert that still has legs to deliver. */
+static void job_step_publish(worker *w, job *job)
+{
+    job_run_state *run = job->run;
+    size_t n_base = run->n_base;
+
+    if (job_cancelled(w, job)) {
+        job_finish(w, job, false, "cancelled");
+        return;
     }
-    opts.cancel = &job->part->cancel;
+    run->attempt++;
+    run->step = STEP_EVALUATE;
+    /* One extra count while starting: a fan-out that completes at once
+     * cannot resume the job before every fan-out is started. */
+    atomic_store(&run->pending, 1);
+    for (size_t i = 0; i < job->batch.n; i++) {
+        target **rem = &run->remaining[i * (n_base ? n_base : 1)];
+        size_t n_rem = 0;
+        herald_err err;
 
-    for (;;) {
-        size_t failed = 0;
-        int64_t age;
-
-        attempt++;
-        for (size_t i = 0; i < n_alerts; i++) {
-            const alert *a = &job->batch.alerts[i];
-            publish_result res;
-            size_t n_rem = 0;
-
-            for (size_t t = 0; t < n_base; t++) {
-                if (legs[i][t].state == LEG_PENDING ||
-                    legs[i][t].state == LEG_FAILED)
-                    remaining[n_rem++] = legs[i][t].tgt;
-            }
-            if (n_rem == 0)
-                continue;
-            publish_result_init(&res);
-            if (attempt == 1)
-                publish_to_healthy(w->pp, a, remaining, n_rem, &opts, &res);
-            else
-                publish_to_multiple(w->pp, a, remaining, n_rem, &opts, &res);
-            stats_record_publish(
-                w->stats,
-                res.succeeded == 0 ? STATS_PUBLISH_FAILURE
-                : res.failed > 0   ? STATS_PUBLISH_PARTIAL_SUCCESS
-                                   : STATS_PUBLISH_SUCCESS,
-                res.duration_ms);
-            legs_update(w, legs[i], n_base, &res);
-            publish_result_free(&res);
-            if (job_cancelled(w, job))
-                goto done;
+        run->started[i] = false;
+        for (size_t t = 0; t < n_base; t++) {
+            if (run->legs[i][t].state == LEG_PENDING ||
+                run->legs[i][t].state == LEG_FAILED)
+                rem[n_rem++] = run->legs[i][t].tgt;
         }
-        for (size_t i = 0; i < n_alerts; i++) {
-            for (size_t t = 0; t < n_base; t++) {
-                failed += legs[i][t].state == LEG_FAILED;
-                delivered_any =
-                    delivered_any || legs[i][t].state == LEG_DELIVERED;
-            }
-        }
-        if (failed == 0) {
-            job->final = true;
-            outcome = "success";
-            if (!delivered_any)
-                LOG_WARN(COMP, &lf,
-                         "no target selected for this job (disabled, "
-                         "filtered or no targets configured)");
-            else
-                LOG_INFO(COMP, &lf, "delivered %zu alert(s) to every "
-                         "selected target", n_alerts);
-            goto done;
-        }
-        age = herald_now_ms() - job->received_ms;
-        if (delivered_any || attempt >= w->cfg.job_max_attempts ||
-            age >= w->cfg.job_max_age_ms)
-            break;
-        metrics_add(job_retries, 1);
-        {
-            int64_t delay = backoff_delay_ms(attempt,
-                                             w->cfg.job_backoff_initial_ms,
-                                             w->cfg.job_backoff_max_ms,
-                                             &seed);
-
-            LOG_WARN(COMP, &lf,
-                     "total failure on attempt %d: retrying %zu leg(s) in "
-                     "%" PRId64 " ms",
-                     attempt, failed, delay);
-            if (!job_wait(w, job, delay))
-                goto done;
-        }
+        if (n_rem == 0)
+            continue;
+        publish_result_free(&run->results[i]);
+        run->started[i] = true;
+        atomic_fetch_add(&run->pending, 1);
+        err = publish_start(w->pp,
+                            run->attempt == 1 ? PUBLISH_MODE_HEALTHY
+                                              : PUBLISH_MODE_MULTIPLE,
+                            &job->batch.alerts[i], rem, n_rem, &run->opts,
+                            &run->results[i], job_alert_done, job);
+        if (err != HERALD_OK)
+            atomic_fetch_sub(&run->pending, 1); /* Result filled anyway. */
     }
+    if (atomic_fetch_sub(&run->pending, 1) == 1)
+        job_step_evaluate(w, job);
+}
 
-    /* Partial success, or a total failure whose budget is spent: every
-     * failed leg goes to the dead-letter topic, one record per target. */
-    for (size_t t = 0; t < n_base; t++) {
+/* Writes one record per failed target, resuming where a failure stopped. */
+static void job_step_dead_letter(worker *w, job *job)
+{
+    job_run_state *run = job->run;
+    log_fields lf = job_fields(w, job, NULL);
+
+    for (; run->dlq_next < run->n_base; run->dlq_next++) {
+        size_t t = run->dlq_next;
         leg agg;
         dlq_record rec;
         char error[320];
 
+        if (job_cancelled(w, job)) {
+            job_finish(w, job, false, "cancelled");
+            return;
+        }
         memset(&agg, 0, sizeof(agg));
-        for (size_t i = 0; i < n_alerts; i++) {
-            leg *lg = &legs[i][t];
+        for (size_t i = 0; i < job->batch.n; i++) {
+            leg *lg = &run->legs[i][t];
 
             if (lg->state != LEG_FAILED)
                 continue;
             if (agg.state != LEG_FAILED)
                 agg = *lg;
-            agg.attempts = lg->attempts > agg.attempts ? lg->attempts
-                                                       : agg.attempts;
+            if (lg->attempts > agg.attempts)
+                agg.attempts = lg->attempts;
             if (lg->last_attempt_ms > agg.last_attempt_ms)
                 agg.last_attempt_ms = lg->last_attempt_ms;
         }
         if (agg.state != LEG_FAILED)
             continue;
-        memset(&rec, 0, sizeof(rec));
-        if (!delivered_any) {
+        job_record_init(w, job, &rec);
+        if (!run->delivered_any) {
             snprintf(error, sizeof(error),
                      "no target delivered after %d job attempts: %s",
-                     attempt, agg.error);
+                     run->attempt, agg.error);
             rec.reason = "budget_exhausted";
         } else {
             snprintf(error, sizeof(error), "%s", agg.error);
             rec.reason = agg.reason;
         }
         rec.error = error;
-        rec.source_topic = w->cfg.topic;
-        rec.source_partition = job->part->partition;
-        rec.source_offset = job->offset;
-        rec.target = base[t]->name;
+        rec.target = run->base[t]->name;
         rec.http_status = agg.http_status;
         rec.attempts = agg.attempts;
         rec.first_attempt_ms = agg.first_attempt_ms;
         rec.last_attempt_ms = agg.last_attempt_ms;
-        rec.key = job->key;
-        rec.key_len = job->key_len;
-        rec.value = job->value;
-        rec.value_len = job->value_len;
-        if (!job_dead_letter(w, job, &rec))
-            goto done;
+        if (job_dlq_write(w, job, &rec) != HERALD_OK) {
+            if (!job_dlq_backoff(w, job))
+                job_finish(w, job, false, "cancelled");
+            return;
+        }
+        run->dlq_attempt = 0;
     }
-    job->final = true;
-    outcome = delivered_any ? "partial_success" : "dead_lettered";
-    if (delivered_any)
+    if (run->delivered_any)
         LOG_WARN(COMP, &lf, "partial success: failed legs dead-lettered");
     else
         LOG_ERROR(COMP, &lf,
-                  "total failure after %d attempts: dead-lettered", attempt);
-    goto done;
-oom:
-    LOG_ERROR(COMP, &lf, "out of memory: job not final, it is consumed "
-              "again after a restart or rebalance");
-done:
-    metrics_add(jobs_total, 1, outcome);
-    if (legs) {
-        for (size_t i = 0; i < n_alerts; i++)
-            free(legs[i]);
+                  "total failure after %d attempts: dead-lettered",
+                  run->attempt);
+    job_finish(w, job, true,
+               run->delivered_any ? "partial_success" : "dead_lettered");
+}
+
+/* Every fan-out of the attempt completed: decide what comes next. */
+static void job_step_evaluate(worker *w, job *job)
+{
+    job_run_state *run = job->run;
+    log_fields lf = job_fields(w, job, NULL);
+    size_t failed = 0;
+    int64_t age;
+
+    for (size_t i = 0; i < job->batch.n; i++) {
+        publish_result *res = &run->results[i];
+
+        if (!run->started[i])
+            continue;
+        stats_record_publish(w->stats,
+                             res->succeeded == 0 ? STATS_PUBLISH_FAILURE
+                             : res->failed > 0
+                                 ? STATS_PUBLISH_PARTIAL_SUCCESS
+                                 : STATS_PUBLISH_SUCCESS,
+                             res->duration_ms);
+        legs_update(w, run->legs[i], run->n_base, res);
+        publish_result_free(res);
+        run->started[i] = false;
     }
-    free(legs);
-    free(base);
-    free(remaining);
-    if (set)
-        targets_release(set);
-    worker_job_done(w, job);
+    if (job_cancelled(w, job)) {
+        job_finish(w, job, false, "cancelled");
+        return;
+    }
+    for (size_t i = 0; i < job->batch.n; i++) {
+        for (size_t t = 0; t < run->n_base; t++) {
+            failed += run->legs[i][t].state == LEG_FAILED;
+            run->delivered_any = run->delivered_any ||
+                                 run->legs[i][t].state == LEG_DELIVERED;
+        }
+    }
+    if (failed == 0) {
+        if (!run->delivered_any)
+            LOG_WARN(COMP, &lf,
+                     "no target selected for this job (every target is "
+                     "disabled or filtered by its matchers)");
+        else
+            LOG_INFO(COMP, &lf, "delivered %zu alert(s) to every selected "
+                     "target", job->batch.n);
+        job_finish(w, job, true, "success");
+        return;
+    }
+    age = herald_now_ms() - job->received_ms;
+    if (run->delivered_any || run->attempt >= w->cfg.job_max_attempts ||
+        age >= w->cfg.job_max_age_ms) {
+        run->step = STEP_DEAD_LETTER;
+        run->dlq_next = 0;
+        job_step_dead_letter(w, job);
+        return;
+    }
+    metrics_add(job_retries, 1);
+    {
+        int64_t delay =
+            backoff_delay_ms(run->attempt, w->cfg.job_backoff_initial_ms,
+                             w->cfg.job_backoff_max_ms, &run->seed);
+
+        LOG_WARN(COMP, &lf,
+                 "total failure on attempt %d: retrying %zu leg(s) in "
+                 "%" PRId64 " ms",
+                 run->attempt, failed, delay);
+        run->step = STEP_PUBLISH;
+        job_resume(w, job, herald_now_ms() + delay);
+    }
+}
+
+/* First step: set up the run state and start publishing. */
+static void job_step_start(worker *w, job *job)
+{
+    job_run_state *run;
+    size_t n_alerts = job->batch.n;
+    size_t n_all;
+
+    if (atomic_load(&job->part->revoked) || job_cancelled(w, job)) {
+        job_finish(w, job, false, "cancelled");
+        return;
+    }
+    run = calloc(1, sizeof(*run));
+    if (!run)
+        goto oom;
+    job->run = run;
+    run->w = w;
+    run->seed = (uint64_t)(uintptr_t)job ^ (uint64_t)job->offset ^
+                (uint64_t)herald_now_ms();
+    run->opts = w->cfg.publish;
+    run->opts.cancel = &job->part->cancel;
+    if (n_alerts == 0) {
+        run->step = STEP_POISON;
+        job_step_poison(w, job);
+        return;
+    }
+    run->set = targets_registry_current(w->targets);
+    n_all = targets_count(run->set);
+    run->base = calloc(n_all ? n_all : 1, sizeof(*run->base));
+    if (!run->base)
+        goto oom;
+    run->n_base = job_targets(w, job, run->set, run->base, n_all);
+    if (run->n_base == 0) {
+        run->step = STEP_POISON; /* Undeliverable: dead-letter it. */
+        job_step_poison(w, job);
+        return;
+    }
+    run->legs = calloc(n_alerts, sizeof(*run->legs));
+    run->results = calloc(n_alerts, sizeof(*run->results));
+    run->started = calloc(n_alerts, sizeof(*run->started));
+    run->remaining = calloc(n_alerts * run->n_base, sizeof(*run->remaining));
+    if (!run->legs || !run->results || !run->started || !run->remaining)
+        goto oom;
+    for (size_t i = 0; i < n_alerts; i++) {
+        publish_result_init(&run->results[i]);
+        run->legs[i] = calloc(run->n_base, sizeof(**run->legs));
+        if (!run->legs[i])
+            goto oom;
+        for (size_t t = 0; t < run->n_base; t++)
+            run->legs[i][t].tgt = run->base[t];
+    }
+    run->step = STEP_PUBLISH;
+    job_step_publish(w, job);
+    return;
+oom:
+    LOG_ERROR(COMP, (&(log_fields){NULL, w->cfg.topic, job->part->partition,
+                                   job->offset, NULL}),
+              "out of memory: job not final, it is consumed again after a "
+              "restart or rebalance");
+    job_finish(w, job, false, "cancelled");
+}
+
+void job_run(void *opaque, void *vjob)
+{
+    worker *w = opaque;
+    job *job = vjob;
+
+    pthread_once(&job_metrics_once, job_metrics_init);
+    switch (job->run ? job->run->step : STEP_START) {
+    case STEP_START: job_step_start(w, job); break;
+    case STEP_PUBLISH: job_step_publish(w, job); break;
+    case STEP_EVALUATE: job_step_evaluate(w, job); break;
+    case STEP_DEAD_LETTER: job_step_dead_letter(w, job); break;
+    case STEP_POISON: job_step_poison(w, job); break;
+    }
 }

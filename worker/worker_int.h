@@ -58,7 +58,11 @@ typedef struct job {
     int priority;
     int64_t received_ms; /* Monotonic. */
     bool final;       /* Set by the job: its offset may be committed. */
+    struct job_run *run; /* Run state between steps (job.c), or NULL. */
 } job;
+
+/* The run state of a job in progress; private to worker/job.c. */
+typedef struct job_run job_run_state;
 
 /* The worker: shared by the consumer thread and the dispatcher threads. */
 typedef struct worker {
