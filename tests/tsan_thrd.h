@@ -16,8 +16,8 @@
 #if defined(__SANITIZE_THREAD__)
 #include <errno.h>
 #include <pthread.h>
-#include <stdlib.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <threads.h>
 typedef struct tsan_thrd_start {
     thrd_start_t fn;

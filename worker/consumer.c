@@ -69,17 +69,15 @@ static struct {
 
 static void consumer_metrics_init(void)
 {
-    cm.messages = metrics_family(METRIC_COUNTER,
-                                 "herald_consumer_messages_total",
-                                 "Messages consumed from Kafka.",
-                                 "topic,partition", NULL, 0);
+    cm.messages = metrics_family(
+        METRIC_COUNTER, "herald_consumer_messages_total",
+        "Messages consumed from Kafka.", "topic,partition", NULL, 0);
     cm.lag = metrics_family(METRIC_GAUGE, "herald_consumer_lag",
                             "High watermark minus the commit point.",
                             "topic,partition", NULL, 0);
-    cm.committed = metrics_family(METRIC_GAUGE,
-                                  "herald_consumer_committed_offset",
-                                  "Last offset committed (next to consume).",
-                                  "topic,partition", NULL, 0);
+    cm.committed = metrics_family(
+        METRIC_GAUGE, "herald_consumer_committed_offset",
+        "Last offset committed (next to consume).", "topic,partition", NULL, 0);
     cm.inflight = metrics_family(METRIC_GAUGE, "herald_jobs_inflight",
                                  "Jobs consumed and not yet final.",
                                  "topic,partition", NULL, 0);
@@ -91,13 +89,11 @@ static void consumer_metrics_init(void)
                                "1 while a partition is paused "
                                "(backpressure).",
                                "topic,partition", NULL, 0);
-    cm.rebalances = metrics_family(METRIC_COUNTER,
-                                   "herald_consumer_rebalances_total",
-                                   "Rebalance events by kind.", "kind",
-                                   NULL, 0);
+    cm.rebalances =
+        metrics_family(METRIC_COUNTER, "herald_consumer_rebalances_total",
+                       "Rebalance events by kind.", "kind", NULL, 0);
     cm.commits = metrics_family(METRIC_COUNTER, "herald_commits_total",
-                                "Offset commits by result.", "result", NULL,
-                                0);
+                                "Offset commits by result.", "result", NULL, 0);
 }
 
 void part_unref(part *p)
@@ -143,8 +139,7 @@ static herald_err part_add(worker *w, int32_t partition)
 
         if (!np)
             return HERALD_ERR_NOMEM;
-        memset(np + w->n_parts_cap, 0,
-               (ncap - w->n_parts_cap) * sizeof(*np));
+        memset(np + w->n_parts_cap, 0, (ncap - w->n_parts_cap) * sizeof(*np));
         w->parts = np;
         w->n_parts_cap = ncap;
     }
@@ -214,17 +209,15 @@ static void partitions_pause(worker *w, part *p, bool pause)
                 : rd_kafka_resume_partitions(w->rk, list);
     rd_kafka_topic_partition_list_destroy(list);
     if (err) {
-        LOG_WARN(COMP,
-                 (&(log_fields){NULL, w->cfg.topic, p->partition, -1, NULL}),
-                 "%s failed: %s", pause ? "pause" : "resume",
-                 rd_kafka_err2str(err));
+        LOG_WARN(
+            COMP, (&(log_fields){NULL, w->cfg.topic, p->partition, -1, NULL}),
+            "%s failed: %s", pause ? "pause" : "resume", rd_kafka_err2str(err));
         return;
     }
     p->paused = pause;
     part_label(p->partition, lbl, sizeof(lbl));
     metrics_set(cm.paused, pause ? 1 : 0, w->cfg.topic, lbl);
-    LOG_DEBUG(COMP,
-              (&(log_fields){NULL, w->cfg.topic, p->partition, -1, NULL}),
+    LOG_DEBUG(COMP, (&(log_fields){NULL, w->cfg.topic, p->partition, -1, NULL}),
               "partition %s (%zu unfinished jobs)",
               pause ? "paused" : "resumed",
               offset_tracker_inflight(p->tracker));
@@ -236,8 +229,7 @@ static void backlog_flush(worker *w, part *p)
     while (p->backlog_head) {
         job *job = p->backlog_head;
 
-        if (queue_push(w->q, job->queue_key, job->priority, job) !=
-            HERALD_OK)
+        if (queue_push(w->q, job->queue_key, job->priority, job) != HERALD_OK)
             return;
         p->backlog_head = job->next;
         if (!p->backlog_head)
@@ -329,8 +321,7 @@ static void commit_due(worker *w, bool sync, part *only)
         if (!p || (only && p != only))
             continue;
         if (offset_tracker_commit_due(p->tracker, &point))
-            rd_kafka_topic_partition_list_add(list, w->cfg.topic,
-                                              p->partition)
+            rd_kafka_topic_partition_list_add(list, w->cfg.topic, p->partition)
                 ->offset = point;
     }
     if (list->cnt == 0) {
@@ -393,8 +384,7 @@ static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * synchronously (unless the assignment was lost), cancel what is left,
  * forget the partitions. Late completions are ignored (p->removed).
  */
-static void partitions_revoke(worker *w,
-                              rd_kafka_topic_partition_list_t *parts,
+static void partitions_revoke(worker *w, rd_kafka_topic_partition_list_t *parts,
                               bool lost)
 {
     int64_t deadline = herald_now_ms() + w->cfg.revoke_timeout_ms;
@@ -438,18 +428,17 @@ static void partitions_revoke(worker *w,
         if (!lost)
             commit_due(w, true, p);
         if (p->outstanding)
-            LOG_WARN(COMP,
-                     (&(log_fields){NULL, w->cfg.topic, p->partition, -1,
-                                    NULL}),
-                     "revoked with %zu unfinished jobs: cancelled, the next "
-                     "owner consumes them again from offset %" PRId64,
-                     p->outstanding,
-                     offset_tracker_commit_point(p->tracker));
+            LOG_WARN(
+                COMP,
+                (&(log_fields){NULL, w->cfg.topic, p->partition, -1, NULL}),
+                "revoked with %zu unfinished jobs: cancelled, the next "
+                "owner consumes them again from offset %" PRId64,
+                p->outstanding, offset_tracker_commit_point(p->tracker));
         else
-            LOG_INFO(COMP,
-                     (&(log_fields){NULL, w->cfg.topic, p->partition, -1,
-                                    NULL}),
-                     "partition revoked%s", lost ? " (assignment lost)" : "");
+            LOG_INFO(
+                COMP,
+                (&(log_fields){NULL, w->cfg.topic, p->partition, -1, NULL}),
+                "partition revoked%s", lost ? " (assignment lost)" : "");
         atomic_store(&p->cancel, true);
         p->removed = true;
         /* Backlog jobs never reached the queue: free them here. */
@@ -495,8 +484,7 @@ static void partitions_resume_fresh(worker *w,
         part *p = part_get(w, parts->elems[i].partition);
 
         if (p && !p->paused)
-            rd_kafka_topic_partition_list_add(list, w->cfg.topic,
-                                              p->partition);
+            rd_kafka_topic_partition_list_add(list, w->cfg.topic, p->partition);
     }
     if (list->cnt > 0) {
         err = rd_kafka_resume_partitions(w->rk, list);
@@ -509,8 +497,7 @@ static void partitions_resume_fresh(worker *w,
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts,
-                         void *opaque)
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     worker *w = opaque;
     bool cooperative =
@@ -636,8 +623,8 @@ static job *job_from_message(worker *w, part *p, rd_kafka_message_t *rkm)
     else
         snprintf(job->queue_key, sizeof(job->queue_key), "partition-%d",
                  (int)p->partition);
-    job->priority = job->batch.n > 0 ? alert_priority(&job->batch.alerts[0])
-                                     : 4;
+    job->priority =
+        job->batch.n > 0 ? alert_priority(&job->batch.alerts[0]) : 4;
     atomic_fetch_add(&p->refs, 1);
     job->part = p;
     return job;
@@ -658,8 +645,7 @@ static void message_handle(worker *w, rd_kafka_message_t *rkm)
             return;
         LOG_WARN(COMP,
                  (&(log_fields){NULL,
-                                rkm->rkt ? rd_kafka_topic_name(rkm->rkt)
-                                         : NULL,
+                                rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : NULL,
                                 rkm->partition, rkm->offset, NULL}),
                  "consumer error: %s", rd_kafka_message_errstr(rkm));
         return;
@@ -681,8 +667,8 @@ static void message_handle(worker *w, rd_kafka_message_t *rkm)
         rd_kafka_seek_partitions(w->rk, l, 1000);
         rd_kafka_topic_partition_list_destroy(l);
         LOG_ERROR(COMP,
-                  (&(log_fields){NULL, w->cfg.topic, p->partition,
-                                 rkm->offset, NULL}),
+                  (&(log_fields){NULL, w->cfg.topic, p->partition, rkm->offset,
+                                 NULL}),
                   "out of memory: message will be consumed again");
         return;
     }
@@ -691,8 +677,8 @@ static void message_handle(worker *w, rd_kafka_message_t *rkm)
         /* An offset at or below one we track: a re-delivery after a seek.
          * It is already tracked (or done); the earlier copy counts. */
         LOG_DEBUG(COMP,
-                  (&(log_fields){NULL, w->cfg.topic, p->partition,
-                                 rkm->offset, NULL}),
+                  (&(log_fields){NULL, w->cfg.topic, p->partition, rkm->offset,
+                                 NULL}),
                   "duplicate offset ignored");
         job_free(job);
         return;
@@ -761,8 +747,8 @@ static rd_kafka_t *consumer_new(worker *w, char *errstr, size_t errstr_size)
 
     if (rd_kafka_conf_set(conf, "bootstrap.servers", w->cfg.brokers, kerr,
                           sizeof(kerr)) != RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "group.id", w->cfg.group, kerr,
-                          sizeof(kerr)) != RD_KAFKA_CONF_OK)
+        rd_kafka_conf_set(conf, "group.id", w->cfg.group, kerr, sizeof(kerr)) !=
+            RD_KAFKA_CONF_OK)
         goto fail;
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
         if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], kerr,
@@ -843,8 +829,10 @@ static herald_err api_publish(void *opaque, api_publish_mode mode,
         for (size_t i = 0; i < n; i++) {
             chosen[i] = targets_find(set, names[i]);
             if (!chosen[i]) {
-                snprintf(errstr, errstr_size, "targets[%zu]: unknown target "
-                         "\"%s\"", i, names[i]);
+                snprintf(errstr, errstr_size,
+                         "targets[%zu]: unknown target "
+                         "\"%s\"",
+                         i, names[i]);
                 *http_status = 404;
                 err = HERALD_ERR_NOT_FOUND;
                 goto done;
@@ -861,12 +849,11 @@ static herald_err api_publish(void *opaque, api_publish_mode mode,
     for (size_t i = 0; i < res.n_targets; i++) {
         if (res.targets[i].outcome != PUBLISH_OUTCOME_SKIPPED)
             stats_record(w->stats, res.targets[i].name,
-                         res.targets[i].outcome ==
-                             PUBLISH_OUTCOME_DELIVERED,
+                         res.targets[i].outcome == PUBLISH_OUTCOME_DELIVERED,
                          res.targets[i].duration_ms);
     }
     *result_json = publish_result_to_json(&res);
-    *http_status = err == HERALD_OK ? 200
+    *http_status = err == HERALD_OK            ? 200
                    : err == HERALD_ERR_INVALID ? 400
                                                : 502;
     if (err == HERALD_ERR_NO_ENABLED || err == HERALD_ERR_NO_HEALTHY)
@@ -892,10 +879,9 @@ static void api_annotate(void *opaque, const char *target, json_object *obj)
                            json_object_new_string(breaker_state_name(st)));
     json_object_object_add(obj, "breaker_transitions",
                            json_object_new_int64((int64_t)transitions));
-    json_object_object_add(
-        obj, "health",
-        json_object_new_string(
-            health_status_name(health_get(w->health, target))));
+    json_object_object_add(obj, "health",
+                           json_object_new_string(health_status_name(
+                               health_get(w->health, target))));
 }
 
 static json_object *api_stats(void *opaque)
@@ -936,8 +922,7 @@ static void targets_reload(worker *w)
     if (targets_registry_reload(w->targets, w->cfg.targets_path, errstr,
                                 sizeof(errstr)) != HERALD_OK) {
         LOG_ERROR("targets", LOG_NOFIELDS,
-                  "reload rejected, keeping the running targets: %s",
-                  errstr);
+                  "reload rejected, keeping the running targets: %s", errstr);
         targets_release(old);
         return;
     }
@@ -1023,8 +1008,7 @@ static void worker_shutdown(worker *w)
         left = outstanding_total(w);
         /* The final commit waits for a pending cooperative rejoin (it
          * would fail), within the drain deadline. */
-        if (left == 0 &&
-            (!commit_blocked(w) || herald_now_ms() >= deadline))
+        if (left == 0 && (!commit_blocked(w) || herald_now_ms() >= deadline))
             break;
         if (herald_now_ms() >= deadline) {
             if (!atomic_load(&w->stopping)) {
@@ -1078,8 +1062,7 @@ herald_err worker_run(const worker_config *cfg_in, char *errstr,
     pthread_mutex_init(&w.done_lock, NULL);
     pthread_cond_init(&w.done_cond, NULL);
     consumer_metrics_init();
-    if (!w.cfg.brokers || !w.cfg.topic || !w.cfg.group ||
-        !w.cfg.targets_path) {
+    if (!w.cfg.brokers || !w.cfg.topic || !w.cfg.group || !w.cfg.targets_path) {
         snprintf(errstr, errstr_size,
                  "--brokers, --topic, --group and --targets are required");
         ret = HERALD_ERR_CONFIG;
@@ -1160,8 +1143,7 @@ herald_err worker_run(const worker_config *cfg_in, char *errstr,
         }
     }
     sub = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(sub, w.cfg.topic,
-                                      RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(sub, w.cfg.topic, RD_KAFKA_PARTITION_UA);
     kerr = rd_kafka_subscribe(w.rk, sub);
     rd_kafka_topic_partition_list_destroy(sub);
     if (kerr) {

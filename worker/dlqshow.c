@@ -127,8 +127,8 @@ static herald_err dlqshow_json_str(buf *b, const void *p, size_t n)
 }
 
 /* The value of header name as text (borrowed from m), or NULL. */
-static const char *dlqshow_header(const rd_kafka_message_t *m,
-                                  const char *name, char *out, size_t n)
+static const char *dlqshow_header(const rd_kafka_message_t *m, const char *name,
+                                  char *out, size_t n)
 {
     rd_kafka_headers_t *h = NULL;
     const void *v = NULL;
@@ -151,18 +151,17 @@ static herald_err dlqshow_print(const rd_kafka_message_t *m, bool json)
     if (!json) {
         char reason[64], target[128], stopic[256], spart[32], soff[32];
         char error[512];
-        const char *r = dlqshow_header(m, "herald-reason", reason,
-                                       sizeof(reason));
-        const char *t = dlqshow_header(m, "herald-target", target,
-                                       sizeof(target));
-        const char *st = dlqshow_header(m, "herald-source-topic", stopic,
-                                        sizeof(stopic));
-        const char *sp = dlqshow_header(m, "herald-source-partition", spart,
-                                        sizeof(spart));
-        const char *so = dlqshow_header(m, "herald-source-offset", soff,
-                                        sizeof(soff));
-        const char *e = dlqshow_header(m, "herald-error", error,
-                                       sizeof(error));
+        const char *r =
+            dlqshow_header(m, "herald-reason", reason, sizeof(reason));
+        const char *t =
+            dlqshow_header(m, "herald-target", target, sizeof(target));
+        const char *st =
+            dlqshow_header(m, "herald-source-topic", stopic, sizeof(stopic));
+        const char *sp =
+            dlqshow_header(m, "herald-source-partition", spart, sizeof(spart));
+        const char *so =
+            dlqshow_header(m, "herald-source-offset", soff, sizeof(soff));
+        const char *e = dlqshow_header(m, "herald-error", error, sizeof(error));
 
         printf("%d:%lld reason=%s target=%s source=%s/%s/%s error=%s\n",
                (int)m->partition, (long long)m->offset, r ? r : "-",
@@ -186,9 +185,8 @@ static herald_err dlqshow_print(const rd_kafka_message_t *m, bool json)
         const void *v;
         size_t len;
 
-        for (size_t i = 0;
-             err == HERALD_OK &&
-             rd_kafka_header_get_all(h, i, &name, &v, &len) == 0;
+        for (size_t i = 0; err == HERALD_OK &&
+                           rd_kafka_header_get_all(h, i, &name, &v, &len) == 0;
              i++) {
             if (i > 0)
                 err = buf_append(&b, ",", 1);
@@ -214,18 +212,17 @@ static herald_err dlqshow_print(const rd_kafka_message_t *m, bool json)
  */
 static herald_err dlqshow_assign(rd_kafka_t *rk, const char *brokers,
                                  const char *const *props, size_t n_props,
-                                 const char *topic, int64_t **end,
-                                 int *n_parts, int *left, char *errstr,
-                                 size_t errstr_size)
+                                 const char *topic, int64_t **end, int *n_parts,
+                                 int *left, char *errstr, size_t errstr_size)
 {
     admin_partition_offsets *offs = NULL;
     rd_kafka_topic_partition_list_t *l = NULL;
     size_t n = 0;
     herald_err err;
 
-    err = admin_group_offsets(brokers, props, n_props, "herald-dlq-show",
-                              topic, &offs, &n, DLQSHOW_KAFKA_TIMEOUT_MS,
-                              errstr, errstr_size);
+    err = admin_group_offsets(brokers, props, n_props, "herald-dlq-show", topic,
+                              &offs, &n, DLQSHOW_KAFKA_TIMEOUT_MS, errstr,
+                              errstr_size);
     if (err != HERALD_OK)
         return err;
     *end = calloc(n ? n : 1, sizeof(**end));
@@ -267,8 +264,8 @@ out:
 
 /* Prints records until every assigned partition reached its end. */
 static int dlqshow_consume(rd_kafka_t *rk, const char *topic,
-                           const int64_t *end, int n_parts, int left,
-                           bool json, long *count)
+                           const int64_t *end, int n_parts, int left, bool json,
+                           long *count)
 {
     bool *done = calloc(n_parts > 0 ? (size_t)n_parts : 1, sizeof(*done));
     int64_t last_progress = admin_now_ms();

@@ -17,10 +17,10 @@
  *    "value": "..."|null, "headers": {"herald-reason": "...", ...}}
  * where key, value and header values are the bytes as JSON strings: valid
  * UTF-8 as is, every byte that is not part of valid UTF-8 as \u00XX (so
- * the byte value can be recovered), null for a null key or value. Without --json: one line per record,
- * "P:O reason=... target=... source=TOPIC/P/O error=...".
- * Then, on stderr, "dlq show TOPIC: N records".
- * Exit status: 0 done, 1 a Kafka error, 2 usage error.
+ * the byte value can be recovered), null for a null key or value. Without
+ * --json: one line per record, "P:O reason=... target=... source=TOPIC/P/O
+ * error=...". Then, on stderr, "dlq show TOPIC: N records". Exit status: 0
+ * done, 1 a Kafka error, 2 usage error.
  *
  * Thread-safety: a command entry point; main thread, once at a time.
  */

@@ -71,21 +71,21 @@ typedef struct leg {
 
 typedef enum job_step {
     STEP_START = 0,
-    STEP_PUBLISH,   /* Start (again) the fan-outs of the failed legs. */
-    STEP_EVALUATE,  /* Every fan-out of this attempt completed. */
+    STEP_PUBLISH,     /* Start (again) the fan-outs of the failed legs. */
+    STEP_EVALUATE,    /* Every fan-out of this attempt completed. */
     STEP_DEAD_LETTER, /* Write the failed legs, from dlq_next on. */
-    STEP_POISON     /* Write the poison message. */
+    STEP_POISON       /* Write the poison message. */
 } job_step;
 
 /* What a running job keeps between its steps. Owned by the job. */
 struct job_run {
     worker *w;
     job_step step;
-    target_set *set;  /* Acquired at start: the job keeps its config. */
-    target **base;    /* The job's targets, n_base of them. */
+    target_set *set; /* Acquired at start: the job keeps its config. */
+    target **base;   /* The job's targets, n_base of them. */
     size_t n_base;
-    leg **legs;       /* legs[alert][target]. */
-    target **remaining; /* [alert * n_base + k]: legs to publish. */
+    leg **legs;              /* legs[alert][target]. */
+    target **remaining;      /* [alert * n_base + k]: legs to publish. */
     publish_result *results; /* One per alert, for the current attempt. */
     bool *started;           /* Fan-out started for the alert. */
     atomic_int pending;      /* Fan-outs not completed, + 1 while starting. */
@@ -93,8 +93,8 @@ struct job_run {
     int attempt;
     bool delivered_any;
     uint64_t seed;
-    size_t dlq_next;  /* Next target to dead-letter. */
-    int dlq_attempt;  /* Failed writes of the current record. */
+    size_t dlq_next; /* Next target to dead-letter. */
+    int dlq_attempt; /* Failed writes of the current record. */
 };
 
 static metric *jobs_total;
@@ -178,9 +178,9 @@ static void job_finish(worker *w, job *job, bool final, const char *outcome)
     job_run_free(job);
     err = queue_job_done(w->q, job->queue_key);
     if (err)
-        LOG_ERROR(COMP, (&(log_fields){NULL, w->cfg.topic,
-                                       job->part->partition, job->offset,
-                                       NULL}),
+        LOG_ERROR(COMP,
+                  (&(log_fields){NULL, w->cfg.topic, job->part->partition,
+                                 job->offset, NULL}),
                   "queue_job_done: %s", herald_err2str(err));
     worker_job_done(w, job);
 }
@@ -193,9 +193,9 @@ static void job_resume(worker *w, job *job, int64_t when_ms)
     if (err) {
         /* Only out of memory: finish as not final rather than lose track
          * of the job; the message is consumed again after a restart. */
-        LOG_ERROR(COMP, (&(log_fields){NULL, w->cfg.topic,
-                                       job->part->partition, job->offset,
-                                       NULL}),
+        LOG_ERROR(COMP,
+                  (&(log_fields){NULL, w->cfg.topic, job->part->partition,
+                                 job->offset, NULL}),
                   "cannot resume job (%s): not final", herald_err2str(err));
         job_finish(w, job, false, "cancelled");
     }
@@ -223,12 +223,10 @@ static herald_err job_dlq_write(worker *w, job *job, const dlq_record *rec)
     char errstr[256];
     herald_err err;
 
-    err = dlq_write(w->dlq, rec, w->cfg.dlq_timeout_ms, errstr,
-                    sizeof(errstr));
+    err = dlq_write(w->dlq, rec, w->cfg.dlq_timeout_ms, errstr, sizeof(errstr));
     if (err == HERALD_OK) {
-        LOG_WARN(COMP, &lf, "dead-lettered to %s: %s: %s",
-                 dlq_topic(w->dlq), rec->reason,
-                 rec->error ? rec->error : "");
+        LOG_WARN(COMP, &lf, "dead-lettered to %s: %s: %s", dlq_topic(w->dlq),
+                 rec->reason, rec->error ? rec->error : "");
         return HERALD_OK;
     }
     log_write_limited(LOG_LEVEL_ERROR, COMP, &lf, "dlq-write", 10000,
@@ -271,9 +269,9 @@ static void job_step_poison(worker *w, job *job)
         rec.error = job->parse_error;
     }
     if (job->run->dlq_attempt == 0)
-        LOG_ERROR(COMP, (&(log_fields){NULL, w->cfg.topic,
-                                       job->part->partition, job->offset,
-                                       NULL}),
+        LOG_ERROR(COMP,
+                  (&(log_fields){NULL, w->cfg.topic, job->part->partition,
+                                 job->offset, NULL}),
                   "%s (%s): %s", no_targets ? "undeliverable" : "bad message",
                   rec.reason, rec.error);
     if (job_dlq_write(w, job, &rec) == HERALD_OK)
@@ -283,8 +281,8 @@ static void job_step_poison(worker *w, job *job)
 }
 
 /* The targets of this job: all, or those the herald-targets header names. */
-static size_t job_targets(worker *w, job *job, target_set *set,
-                          target **out, size_t cap)
+static size_t job_targets(worker *w, job *job, target_set *set, target **out,
+                          size_t cap)
 {
     target *const *all = targets_list(set);
     size_t n = targets_count(set);
@@ -334,9 +332,9 @@ static void legs_update(worker *w, leg *legs, size_t n_legs,
         if (!lg)
             continue;
         lg->attempts += tr->attempts;
-        if (tr->first_attempt_ms && (!lg->first_attempt_ms ||
-                                     tr->first_attempt_ms <
-                                         lg->first_attempt_ms))
+        if (tr->first_attempt_ms &&
+            (!lg->first_attempt_ms ||
+             tr->first_attempt_ms < lg->first_attempt_ms))
             lg->first_attempt_ms = tr->first_attempt_ms;
         if (tr->last_attempt_ms > lg->last_attempt_ms)
             lg->last_attempt_ms = tr->last_attempt_ms;
@@ -484,8 +482,7 @@ static void job_step_dead_letter(worker *w, job *job)
     if (run->delivered_any)
         LOG_WARN(COMP, &lf, "partial success: failed legs dead-lettered");
     else
-        LOG_ERROR(COMP, &lf,
-                  "total failure after %d attempts: dead-lettered",
+        LOG_ERROR(COMP, &lf, "total failure after %d attempts: dead-lettered",
                   run->attempt);
     job_finish(w, job, true,
                run->delivered_any ? "partial_success" : "dead_lettered");
@@ -506,9 +503,8 @@ static void job_step_evaluate(worker *w, job *job)
             continue;
         stats_record_publish(w->stats,
                              res->succeeded == 0 ? STATS_PUBLISH_FAILURE
-                             : res->failed > 0
-                                 ? STATS_PUBLISH_PARTIAL_SUCCESS
-                                 : STATS_PUBLISH_SUCCESS,
+                             : res->failed > 0   ? STATS_PUBLISH_PARTIAL_SUCCESS
+                                                 : STATS_PUBLISH_SUCCESS,
                              res->duration_ms);
         legs_update(w, run->legs[i], run->n_base, res);
         publish_result_free(res);
@@ -521,8 +517,8 @@ static void job_step_evaluate(worker *w, job *job)
     for (size_t i = 0; i < job->batch.n; i++) {
         for (size_t t = 0; t < run->n_base; t++) {
             failed += run->legs[i][t].state == LEG_FAILED;
-            run->delivered_any = run->delivered_any ||
-                                 run->legs[i][t].state == LEG_DELIVERED;
+            run->delivered_any =
+                run->delivered_any || run->legs[i][t].state == LEG_DELIVERED;
         }
     }
     if (failed == 0) {
@@ -531,8 +527,10 @@ static void job_step_evaluate(worker *w, job *job)
                      "no target selected for this job (every target is "
                      "disabled or filtered by its matchers)");
         else
-            LOG_INFO(COMP, &lf, "delivered %zu alert(s) to every selected "
-                     "target", job->batch.n);
+            LOG_INFO(COMP, &lf,
+                     "delivered %zu alert(s) to every selected "
+                     "target",
+                     job->batch.n);
         job_finish(w, job, true, "success");
         return;
     }
@@ -613,8 +611,9 @@ static void job_step_start(worker *w, job *job)
     job_step_publish(w, job);
     return;
 oom:
-    LOG_ERROR(COMP, (&(log_fields){NULL, w->cfg.topic, job->part->partition,
-                                   job->offset, NULL}),
+    LOG_ERROR(COMP,
+              (&(log_fields){NULL, w->cfg.topic, job->part->partition,
+                             job->offset, NULL}),
               "out of memory: job not final, it is consumed again after a "
               "restart or rebalance");
     job_finish(w, job, false, "cancelled");

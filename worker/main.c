@@ -170,8 +170,10 @@ static int parse_int(const char *flag, const char *s, long min, long max,
     long v = strtol(s, &end, 10);
 
     if (!s[0] || *end || v < min || v > max) {
-        fprintf(stderr, "herald: %s: expected an integer in %ld..%ld, got "
-                "\"%s\"\n", flag, min, max, s);
+        fprintf(stderr,
+                "herald: %s: expected an integer in %ld..%ld, got "
+                "\"%s\"\n",
+                flag, min, max, s);
         return -1;
     }
     *out = v;
@@ -242,15 +244,19 @@ static int cmd_run(int argc, char **argv)
         }
         case 'l':
             if (log_level_parse(optarg, &level) != 0) {
-                fprintf(stderr, "herald: --log-level: unknown level \"%s\" "
-                        "(debug, info, warn, error)\n", optarg);
+                fprintf(stderr,
+                        "herald: --log-level: unknown level \"%s\" "
+                        "(debug, info, warn, error)\n",
+                        optarg);
                 goto out;
             }
             break;
         case OPT_LOG_FORMAT:
             if (log_format_parse(optarg, &format) != 0) {
-                fprintf(stderr, "herald: --log-format: expected auto, json "
-                        "or text, got \"%s\"\n", optarg);
+                fprintf(stderr,
+                        "herald: --log-format: expected auto, json "
+                        "or text, got \"%s\"\n",
+                        optarg);
                 goto out;
             }
             break;
@@ -259,9 +265,11 @@ static int cmd_run(int argc, char **argv)
         case OPT_API_TOKEN: cfg.api_token = optarg; break;
         case OPT_STRATEGY:
             if (publish_strategy_parse(optarg, &cfg.publish.strategy)) {
-                fprintf(stderr, "herald: --health-strategy: expected "
+                fprintf(stderr,
+                        "herald: --health-strategy: expected "
                         "skip_unhealthy, skip_unhealthy_and_degraded or "
-                        "publish_to_all, got \"%s\"\n", optarg);
+                        "publish_to_all, got \"%s\"\n",
+                        optarg);
                 goto out;
             }
             break;
@@ -330,9 +338,7 @@ static int cmd_run(int argc, char **argv)
             usage_run(stdout);
             rc = 0;
             goto out;
-        default:
-            usage_run(stderr);
-            goto out;
+        default: usage_run(stderr); goto out;
         }
     }
     if (optind < argc) {
@@ -342,10 +348,10 @@ static int cmd_run(int argc, char **argv)
     }
     if (!cfg.brokers || !cfg.topic || !cfg.group || !cfg.targets_path) {
         fprintf(stderr, "herald run: missing %s (see herald run --help)\n",
-                !cfg.brokers  ? "--brokers (or HERALD_BROKERS)"
-                : !cfg.topic  ? "--topic (or HERALD_TOPIC)"
-                : !cfg.group  ? "--group (or HERALD_GROUP)"
-                              : "--targets (or HERALD_TARGETS)");
+                !cfg.brokers ? "--brokers (or HERALD_BROKERS)"
+                : !cfg.topic ? "--topic (or HERALD_TOPIC)"
+                : !cfg.group ? "--group (or HERALD_GROUP)"
+                             : "--targets (or HERALD_TARGETS)");
         goto out;
     }
     cfg.props = props;
@@ -431,8 +437,7 @@ int main(int argc, char **argv)
         usage_main(stdout);
         return 0;
     }
-    if (strcmp(argv[1], "version") == 0 ||
-        strcmp(argv[1], "--version") == 0) {
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("herald %s\n", HERALD_VERSION);
         return 0;
     }

@@ -34,9 +34,9 @@ typedef struct part {
     bool removed;            /* No longer ours: completions are ignored. */
     offset_tracker *tracker; /* Fresh on every assign. */
     bool paused;
-    size_t outstanding;      /* Jobs pushed and not yet handed back. */
-    int64_t first_offset;    /* First offset tracked in this assignment,
-                              * -1 before the first message. */
+    size_t outstanding;       /* Jobs pushed and not yet handed back. */
+    int64_t first_offset;     /* First offset tracked in this assignment,
+                               * -1 before the first message. */
     struct job *backlog_head; /* Jobs the full queue refused, in order. */
     struct job *backlog_tail;
 } part;
@@ -46,18 +46,18 @@ typedef struct job {
     struct job *next; /* Completion list or backlog link. */
     part *part;       /* Holds a reference. */
     int64_t offset;
-    char *key;        /* Message key as text (owned), or NULL. */
+    char *key; /* Message key as text (owned), or NULL. */
     size_t key_len;
-    char *value;      /* Message value (owned), NULL for a null value. */
+    char *value; /* Message value (owned), NULL for a null value. */
     size_t value_len;
-    char *only_targets; /* herald-targets header (owned), or NULL. */
-    alert_batch batch;  /* Empty (n == 0) for a poison message. */
+    char *only_targets;  /* herald-targets header (owned), or NULL. */
+    alert_batch batch;   /* Empty (n == 0) for a poison message. */
     alert_reason reason; /* Why the message is poison, or NONE. */
     char parse_error[256];
     char queue_key[64]; /* Ordering key: fingerprint / message key. */
     int priority;
     int64_t received_ms; /* Monotonic. */
-    bool final;       /* Set by the job: its offset may be committed. */
+    bool final;          /* Set by the job: its offset may be committed. */
     struct job_run *run; /* Run state between steps (job.c), or NULL. */
 } job;
 
@@ -84,7 +84,7 @@ typedef struct worker {
     /* Consumer thread only: assigned partitions by number. */
     part **parts;
     size_t n_parts_cap;
-    atomic_bool assigned; /* At least one partition: readiness. */
+    atomic_bool assigned;  /* At least one partition: readiness. */
     atomic_llong consumed; /* Messages consumed, for the summary. */
     /*
      * Consumer thread only. After a cooperative revoke librdkafka rejoins

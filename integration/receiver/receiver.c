@@ -92,8 +92,8 @@
 
 /* Request headers copied into each ledger line, lowercase as recorded. */
 static const char *const ledger_header_names[] = {
-    "content-type", "authorization", "idempotency-key", "user-agent",
-    "x-request-id",
+    "content-type", "authorization", "idempotency-key",
+    "user-agent",   "x-request-id",
 };
 
 /* Keys a rule spec may use, in the order the help text lists them. */
@@ -102,10 +102,10 @@ static const char *const rule_keys[] = {
 };
 
 struct rule {
-    char *prefix;                          /* Owned; starts with '/'. */
-    unsigned int status;                   /* 200..599. */
+    char *prefix;        /* Owned; starts with '/'. */
+    unsigned int status; /* 200..599. */
     unsigned long delay_ms;
-    char *body;                            /* Owned; NULL means default. */
+    char *body;  /* Owned; NULL means default. */
     char *match; /* Owned; the request body must contain it. NULL: any. */
     size_t header_count;
     char *header_names[RULE_HEADERS_MAX];  /* Owned. */
@@ -117,34 +117,34 @@ struct rule {
 
 /* A body collected up to RECEIVER_BODY_MAX; bytes beyond are counted only. */
 struct body_buf {
-    char *data;     /* Owned, NUL-terminated when not NULL. */
+    char *data; /* Owned, NUL-terminated when not NULL. */
     size_t len;
-    size_t size;    /* Allocated bytes, including the NUL. */
-    size_t total;   /* Bytes the client sent or announced. */
-    bool overflow;  /* The body exceeded RECEIVER_BODY_MAX. */
+    size_t size;   /* Allocated bytes, including the NUL. */
+    size_t total;  /* Bytes the client sent or announced. */
+    bool overflow; /* The body exceeded RECEIVER_BODY_MAX. */
 };
 
 /* Per-request state, owned by libmicrohttpd's con_cls slot. */
 struct request {
-    struct timespec arrival;  /* CLOCK_REALTIME at the first callback. */
+    struct timespec arrival; /* CLOCK_REALTIME at the first callback. */
     struct body_buf body;
-    bool answered;            /* A response is queued already. */
+    bool answered; /* A response is queued already. */
 };
 
 struct receiver {
-    const char *name;          /* Borrowed from argv. */
+    const char *name; /* Borrowed from argv. */
     FILE *ledger;
     pthread_mutex_t ledger_lock;
 
-    pthread_mutex_t lock;      /* Guards the fields down to by_status. */
+    pthread_mutex_t lock; /* Guards the fields down to by_status. */
     struct rule *rules[RECEIVER_RULES_MAX];
     size_t rule_count;
     uint64_t requests;
-    json_object *by_path;      /* Path -> int; owned. */
-    json_object *by_status;    /* Status text -> int; owned. */
+    json_object *by_path;   /* Path -> int; owned. */
+    json_object *by_status; /* Status text -> int; owned. */
 
     pthread_mutex_t stop_lock;
-    pthread_cond_t stop_cond;  /* Uses CLOCK_MONOTONIC. */
+    pthread_cond_t stop_cond; /* Uses CLOCK_MONOTONIC. */
     bool stopping;
 };
 
@@ -152,7 +152,7 @@ struct receiver {
 struct answer {
     unsigned int status;
     unsigned long delay_ms;
-    struct MHD_Response *resp;  /* Owned until queued. */
+    struct MHD_Response *resp; /* Owned until queued. */
 };
 
 static void errfmt(char *errstr, size_t errstr_size, const char *fmt, ...)
@@ -282,8 +282,8 @@ static const char *rule_option_end(const char *text)
     }
 }
 
-static int rule_header_parse(struct rule *rule, const char *value,
-                             size_t len, char *errstr, size_t errstr_size)
+static int rule_header_parse(struct rule *rule, const char *value, size_t len,
+                             char *errstr, size_t errstr_size)
 {
     const char *colon = memchr(value, ':', len);
     const char *start;
@@ -325,9 +325,9 @@ static int rule_header_parse(struct rule *rule, const char *value,
     return 0;
 }
 
-static int rule_option_parse(struct rule *rule, const char *key,
-                             size_t key_len, const char *value, size_t len,
-                             char *errstr, size_t errstr_size)
+static int rule_option_parse(struct rule *rule, const char *key, size_t key_len,
+                             const char *value, size_t len, char *errstr,
+                             size_t errstr_size)
 {
     unsigned long n;
 
@@ -437,9 +437,8 @@ static int rule_parse(const char *spec, struct rule **rulep, char *errstr,
         }
         value = opt + key_len + 1;
         end = rule_option_end(value);
-        if (rule_option_parse(rule, opt, key_len, value,
-                              (size_t)(end - value), errstr,
-                              errstr_size) != 0)
+        if (rule_option_parse(rule, opt, key_len, value, (size_t)(end - value),
+                              errstr, errstr_size) != 0)
             goto out;
         opt = *end == ',' ? end + 1 : end;
     }
@@ -572,8 +571,7 @@ static void rules_decide(struct receiver *rcv, const char *path,
         if (rule->body != NULL) {
             body = rule->body;
         } else if (rule->status >= 300) {
-            snprintf(fallback, sizeof(fallback), "status %u",
-                     rule->status);
+            snprintf(fallback, sizeof(fallback), "status %u", rule->status);
             body = fallback;
         }
         for (i = 0; i < rule->header_count; i++) {
@@ -586,8 +584,10 @@ static void rules_decide(struct receiver *rcv, const char *path,
     for (i = 0; fires && ans->resp != NULL && i < rule->header_count; i++) {
         if (MHD_add_response_header(ans->resp, rule->header_names[i],
                                     rule->header_values[i]) != MHD_YES)
-            fprintf(stderr, "herald-receiver: %s: header %s rejected by "
-                    "libmicrohttpd\n", rule->prefix, rule->header_names[i]);
+            fprintf(stderr,
+                    "herald-receiver: %s: header %s rejected by "
+                    "libmicrohttpd\n",
+                    rule->prefix, rule->header_names[i]);
     }
     pthread_mutex_unlock(&rcv->lock);
 }
@@ -633,13 +633,11 @@ static char *stats_dump(struct receiver *rcv)
     char *text;
 
     pthread_mutex_lock(&rcv->lock);
-    json_object_object_add(doc, "receiver",
-                           json_object_new_string(rcv->name));
+    json_object_object_add(doc, "receiver", json_object_new_string(rcv->name));
     json_object_object_add(doc, "requests",
                            json_object_new_int64((int64_t)rcv->requests));
     json_object_object_add(doc, "by_path", json_object_get(rcv->by_path));
-    json_object_object_add(doc, "by_status",
-                           json_object_get(rcv->by_status));
+    json_object_object_add(doc, "by_status", json_object_get(rcv->by_status));
     text = strdup(json_object_to_json_string_ext(
         doc, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(doc);
@@ -647,16 +645,15 @@ static char *stats_dump(struct receiver *rcv)
     return text;
 }
 
-static void fingerprint_add(json_object *fps, json_object *obj,
-                            const char *key)
+static void fingerprint_add(json_object *fps, json_object *obj, const char *key)
 {
     json_object *value;
 
     if (json_object_is_type(obj, json_type_object) &&
         json_object_object_get_ex(obj, key, &value) &&
         json_object_is_type(value, json_type_string))
-        json_object_array_add(fps, json_object_new_string(
-                                       json_object_get_string(value)));
+        json_object_array_add(
+            fps, json_object_new_string(json_object_get_string(value)));
 }
 
 /*
@@ -721,10 +718,9 @@ static void ledger_write(struct receiver *rcv, struct MHD_Connection *conn,
 
     snprintf(t, sizeof(t), "%lld.%06ld", (long long)req->arrival.tv_sec,
              req->arrival.tv_nsec / 1000);
-    json_object_object_add(rec, "t", json_object_new_double_s(
-                                         strtod(t, NULL), t));
-    json_object_object_add(rec, "receiver",
-                           json_object_new_string(rcv->name));
+    json_object_object_add(rec, "t",
+                           json_object_new_double_s(strtod(t, NULL), t));
+    json_object_object_add(rec, "receiver", json_object_new_string(rcv->name));
     json_object_object_add(rec, "method", json_object_new_string(method));
     json_object_object_add(rec, "path", json_object_new_string(path));
     json_object_object_add(rec, "status", json_object_new_int((int)status));
@@ -743,12 +739,13 @@ static void ledger_write(struct receiver *rcv, struct MHD_Connection *conn,
                                json_object_new_boolean(1));
         json_object_object_add(rec, "fingerprints", json_object_new_array());
     } else {
-        json_object_object_add(rec, "body", json_object_new_string_len(
-                                   req->body.data != NULL ?
-                                       req->body.data : "",
+        json_object_object_add(rec, "body",
+                               json_object_new_string_len(
+                                   req->body.data != NULL ? req->body.data : "",
                                    (int)req->body.len));
-        json_object_object_add(rec, "fingerprints", fingerprints_extract(
-                                   req->body.data, req->body.len));
+        json_object_object_add(
+            rec, "fingerprints",
+            fingerprints_extract(req->body.data, req->body.len));
     }
     json_object_object_add(rec, "body_bytes",
                            json_object_new_int64((int64_t)req->body.total));
@@ -809,9 +806,9 @@ static enum MHD_Result answer_queue(struct MHD_Connection *conn,
 static enum MHD_Result answer_text(struct MHD_Connection *conn,
                                    unsigned int status, const char *text)
 {
-    return answer_queue(conn, status,
-                        response_text(text, strlen(text),
-                                      "text/plain; charset=utf-8"));
+    return answer_queue(
+        conn, status,
+        response_text(text, strlen(text), "text/plain; charset=utf-8"));
 }
 
 /* Serves /_control/...; nothing here is ledgered. */
@@ -862,9 +859,9 @@ static enum MHD_Result control_handle(struct receiver *rcv,
         text = stats_dump(rcv);
         if (text == NULL)
             return MHD_NO;
-        queued = answer_queue(conn, MHD_HTTP_OK,
-                              response_text(text, strlen(text),
-                                            "application/json"));
+        queued =
+            answer_queue(conn, MHD_HTTP_OK,
+                         response_text(text, strlen(text), "application/json"));
         free(text);
         return queued;
     }
@@ -914,14 +911,11 @@ static enum MHD_Result request_finish(struct receiver *rcv,
 }
 
 /* libmicrohttpd access handler; runs on the connection's thread. */
-static enum MHD_Result receiver_on_request(void *cls,
-                                           struct MHD_Connection *conn,
-                                           const char *url,
-                                           const char *method,
-                                           const char *version,
-                                           const char *upload_data,
-                                           size_t *upload_data_size,
-                                           void **con_cls)
+static enum MHD_Result
+receiver_on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                    const char *method, const char *version,
+                    const char *upload_data, size_t *upload_data_size,
+                    void **con_cls)
 {
     struct receiver *rcv = cls;
     struct request *req = *con_cls;
@@ -1027,7 +1021,8 @@ static int listen_parse(const char *text, bool any_address,
     }
     errfmt(errstr, errstr_size,
            "--listen %s: only loopback addresses (127.0.0.0/8, localhost, "
-           "[::1]) are allowed without --any-address", text);
+           "[::1]) are allowed without --any-address",
+           text);
     return -1;
 }
 
@@ -1055,29 +1050,29 @@ static int port_file_write(const char *path, unsigned int port)
 
 static void usage(FILE *out)
 {
-    fputs(
-        "usage: herald-receiver --listen 127.0.0.1:PORT --ledger FILE\n"
-        "                       [--name NAME] [--rule SPEC]... "
-        "[--port-file F]\n"
-        "\n"
-        "  --listen HOST:PORT  loopback only; PORT 0 picks a free port\n"
-        "  --ledger FILE       append one JSON line per request\n"
-        "  --name NAME         \"receiver\" field of ledger lines "
-        "(default receiver)\n"
-        "  --port-file F       write the bound port to F (tmp + rename)\n"
-        "  --any-address       allow a non-loopback --listen (containers)\n"
-        "  --rule SPEC         /PATH_PREFIX:status=CODE,delay_ms=N,\n"
-        "                      header=Name: Value,body=TEXT,fail_first=N,"
-        "every=N,\n"
-        "                      match=TEXT\n"
-        "\n"
-        "The longest matching prefix applies; without a match the answer\n"
-        "is 200 ok. A rule with match=TEXT applies only to requests whose\n"
-        "body contains TEXT (and wins over a rule without at equal length). fail_first=N applies the rule to the first N hits,\n"
-        "every=N to every Nth hit; other hits get 200 ok. Control:\n"
-        "POST /_control/rule (SPEC as body), DELETE /_control/rules,\n"
-        "GET|DELETE /_control/stats, GET /_health (not ledgered).\n",
-        out);
+    fputs("usage: herald-receiver --listen 127.0.0.1:PORT --ledger FILE\n"
+          "                       [--name NAME] [--rule SPEC]... "
+          "[--port-file F]\n"
+          "\n"
+          "  --listen HOST:PORT  loopback only; PORT 0 picks a free port\n"
+          "  --ledger FILE       append one JSON line per request\n"
+          "  --name NAME         \"receiver\" field of ledger lines "
+          "(default receiver)\n"
+          "  --port-file F       write the bound port to F (tmp + rename)\n"
+          "  --any-address       allow a non-loopback --listen (containers)\n"
+          "  --rule SPEC         /PATH_PREFIX:status=CODE,delay_ms=N,\n"
+          "                      header=Name: Value,body=TEXT,fail_first=N,"
+          "every=N,\n"
+          "                      match=TEXT\n"
+          "\n"
+          "The longest matching prefix applies; without a match the answer\n"
+          "is 200 ok. A rule with match=TEXT applies only to requests whose\n"
+          "body contains TEXT (and wins over a rule without at equal length). "
+          "fail_first=N applies the rule to the first N hits,\n"
+          "every=N to every Nth hit; other hits get 200 ok. Control:\n"
+          "POST /_control/rule (SPEC as body), DELETE /_control/rules,\n"
+          "GET|DELETE /_control/stats, GET /_health (not ledgered).\n",
+          out);
 }
 
 static void receiver_free(struct receiver *rcv)
@@ -1151,21 +1146,11 @@ int main(int argc, char **argv)
         if (opt == -1)
             break;
         switch (opt) {
-        case 'l':
-            listen_text = optarg;
-            break;
-        case 'A':
-            any_address = true;
-            break;
-        case 'L':
-            ledger_path = optarg;
-            break;
-        case 'n':
-            rcv.name = optarg;
-            break;
-        case 'p':
-            port_file = optarg;
-            break;
+        case 'l': listen_text = optarg; break;
+        case 'A': any_address = true; break;
+        case 'L': ledger_path = optarg; break;
+        case 'n': rcv.name = optarg; break;
+        case 'p': port_file = optarg; break;
         case 'r':
             if (rule_parse(optarg, &rule, errstr, sizeof(errstr)) != 0) {
                 fprintf(stderr, "herald-receiver: --rule: %s\n", errstr);
@@ -1182,9 +1167,7 @@ int main(int argc, char **argv)
             usage(stdout);
             ret = 0;
             goto out;
-        default:
-            usage(stderr);
-            goto out;
+        default: usage(stderr); goto out;
         }
     }
     if (optind != argc || listen_text == NULL || ledger_path == NULL) {
@@ -1225,11 +1208,9 @@ int main(int argc, char **argv)
         flags, (uint16_t)port, NULL, NULL, receiver_on_request, &rcv,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_NOTIFY_COMPLETED, receiver_on_completed, &rcv,
-        MHD_OPTION_CONNECTION_TIMEOUT, RECEIVER_IDLE_TIMEOUT_S,
-        MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, RECEIVER_IDLE_TIMEOUT_S, MHD_OPTION_END);
     if (daemon == NULL) {
-        fprintf(stderr, "herald-receiver: cannot listen on %s\n",
-                listen_text);
+        fprintf(stderr, "herald-receiver: cannot listen on %s\n", listen_text);
         goto out;
     }
     info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
