@@ -54,6 +54,7 @@
 
 #include "publishers/backoff.h"
 #include "worker/buf.h"
+#include "worker/heap.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
 
@@ -69,7 +70,7 @@
  * the heap's memory; past it publish_start completes with NOMEM. */
 #define PP_HEAP_MAX ((size_t)1024 * 1024)
 /* ctx->heap_idx of a context that is not in the timer heap. */
-#define PP_NOT_IN_HEAP SIZE_MAX
+#define PP_NOT_IN_HEAP HEAP_NO_INDEX
 /* An attempt may run this long past the deadline (ms), so that a response
  * just after the deadline still reaches the breaker and the health monitor
  * instead of being cut off; the leg is reported failed at the deadline. */
@@ -109,7 +110,7 @@ struct parallel_publisher {
     pthread_t timer;
     bool timer_started;
     bool timer_stop;
-    buf heap;            /* pp_ctx * min-heap by deadline_ms. */
+    heap timers;         /* pp_ctx * min-heap by deadline_ms. */
     size_t n_cancel;     /* Contexts in the heap with a cancel flag. */
     int64_t timer_until; /* Monotonic ms the timer sleeps until;
                             INT64_MAX: until signalled. */
@@ -456,71 +457,24 @@ static void pp_ctx_leave(pp_ctx *ctx);
 /* Timer heap (caller holds pp->timer_lock)                              */
 /* ------------------------------------------------------------------ */
 
-static size_t pp_heap_len(const parallel_publisher *pp)
+/* True when a's deadline is before b's (equal deadlines: any order). */
+static bool pp_heap_before(const void *a, const void *b)
 {
-    return pp->heap.len / sizeof(pp_ctx *);
+    return ((const pp_ctx *)a)->deadline_ms < ((const pp_ctx *)b)->deadline_ms;
 }
 
-static pp_ctx **pp_heap_items(parallel_publisher *pp)
+/* Keeps ctx->heap_idx, guarded by pp->timer_lock as the heap is. */
+static void pp_heap_moved(void *item, size_t index)
 {
-    return (pp_ctx **)(void *)pp->heap.data;
-}
-
-static void pp_heap_set(parallel_publisher *pp, size_t i, pp_ctx *ctx)
-{
-    pp_heap_items(pp)[i] = ctx;
-    ctx->heap_idx = i;
-}
-
-static void pp_heap_sift_up(parallel_publisher *pp, size_t i)
-{
-    pp_ctx **items = pp_heap_items(pp);
-    pp_ctx *ctx = items[i];
-
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-
-        if (items[parent]->deadline_ms <= ctx->deadline_ms)
-            break;
-        pp_heap_set(pp, i, items[parent]);
-        i = parent;
-    }
-    pp_heap_set(pp, i, ctx);
-}
-
-static void pp_heap_sift_down(parallel_publisher *pp, size_t i)
-{
-    pp_ctx **items = pp_heap_items(pp);
-    size_t n = pp_heap_len(pp);
-    pp_ctx *ctx = items[i];
-
-    for (;;) {
-        size_t child = 2 * i + 1;
-
-        if (child >= n)
-            break;
-        if (child + 1 < n &&
-            items[child + 1]->deadline_ms < items[child]->deadline_ms)
-            child++;
-        if (ctx->deadline_ms <= items[child]->deadline_ms)
-            break;
-        pp_heap_set(pp, i, items[child]);
-        i = child;
-    }
-    pp_heap_set(pp, i, ctx);
+    ((pp_ctx *)item)->heap_idx = index;
 }
 
 /* Adds ctx; the heap takes one reference (the caller adds it). */
 static herald_err pp_heap_push(parallel_publisher *pp, pp_ctx *ctx)
 {
-    herald_err err;
-
-    if (pp_heap_len(pp) >= PP_HEAP_MAX)
+    /* Full (PP_HEAP_MAX) or out of memory: both are NOMEM to the caller. */
+    if (heap_push(&pp->timers, ctx) != HERALD_OK)
         return HERALD_ERR_NOMEM;
-    err = buf_append(&pp->heap, &ctx, sizeof ctx);
-    if (err != HERALD_OK)
-        return HERALD_ERR_NOMEM;
-    pp_heap_sift_up(pp, pp_heap_len(pp) - 1);
     if (ctx->cancel)
         pp->n_cancel++;
     return HERALD_OK;
@@ -530,21 +484,10 @@ static herald_err pp_heap_push(parallel_publisher *pp, pp_ctx *ctx)
  * caller. */
 static void pp_heap_remove(parallel_publisher *pp, pp_ctx *ctx)
 {
-    size_t i = ctx->heap_idx;
-    size_t last = pp_heap_len(pp) - 1;
-    pp_ctx *moved = pp_heap_items(pp)[last];
-
-    /* Shrinks the buffer by one pointer; buf keeps its NUL after len. */
-    pp->heap.len -= sizeof(pp_ctx *);
-    pp->heap.data[pp->heap.len] = '\0';
-    ctx->heap_idx = PP_NOT_IN_HEAP;
+    /* Sets ctx->heap_idx to PP_NOT_IN_HEAP through pp_heap_moved. */
+    heap_remove(&pp->timers, ctx->heap_idx);
     if (ctx->cancel)
         pp->n_cancel--;
-    if (moved == ctx)
-        return;
-    pp_heap_set(pp, i, moved);
-    pp_heap_sift_up(pp, i);
-    pp_heap_sift_down(pp, moved->heap_idx);
 }
 
 /* ------------------------------------------------------------------ */
@@ -564,8 +507,8 @@ static void *pp_timer_main(void *arg)
     pthread_mutex_lock(&pp->timer_lock);
     while (!pp->timer_stop) {
         int64_t now = pp_mono_ms();
-        size_t n = pp_heap_len(pp);
-        pp_ctx **items = pp_heap_items(pp);
+        size_t n = heap_len(&pp->timers);
+        pp_ctx *first = heap_peek(&pp->timers);
         pp_ctx *due = NULL;
         herald_err why = HERALD_OK;
         int64_t until;
@@ -573,15 +516,17 @@ static void *pp_timer_main(void *arg)
 
         if (pp->n_cancel > 0) {
             for (size_t i = 0; i < n; i++) {
-                if (items[i]->cancel && atomic_load(items[i]->cancel)) {
-                    due = items[i];
+                pp_ctx *ctx = heap_at(&pp->timers, i);
+
+                if (ctx->cancel && atomic_load(ctx->cancel)) {
+                    due = ctx;
                     why = HERALD_ERR_CANCELLED;
                     break;
                 }
             }
         }
-        if (!due && n > 0 && items[0]->deadline_ms <= now) {
-            due = items[0];
+        if (!due && n > 0 && first->deadline_ms <= now) {
+            due = first;
             why = HERALD_ERR_DEADLINE;
         }
         if (due) {
@@ -599,7 +544,7 @@ static void *pp_timer_main(void *arg)
             pthread_cond_wait(&pp->timer_cond, &pp->timer_lock);
             continue;
         }
-        until = items[0]->deadline_ms;
+        until = first->deadline_ms;
         if (pp->n_cancel > 0 && now + PP_CANCEL_POLL_MS < until)
             until = now + PP_CANCEL_POLL_MS;
         pp->timer_until = until;
@@ -620,7 +565,7 @@ static herald_err pp_timer_start(parallel_publisher *pp, char *errstr,
     sigset_t saved;
     int rc;
 
-    buf_init(&pp->heap, PP_HEAP_MAX * sizeof(pp_ctx *));
+    heap_init(&pp->timers, PP_HEAP_MAX, pp_heap_before, pp_heap_moved);
     pthread_mutex_init(&pp->timer_lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -672,11 +617,11 @@ static void pp_pending_cancel(parallel_publisher *pp)
         pp_ctx *ctx;
 
         pthread_mutex_lock(&pp->timer_lock);
-        if (pp_heap_len(pp) == 0) {
+        ctx = heap_peek(&pp->timers);
+        if (!ctx) {
             pthread_mutex_unlock(&pp->timer_lock);
             return;
         }
-        ctx = pp_heap_items(pp)[0];
         pp_heap_remove(pp, ctx);
         pthread_mutex_unlock(&pp->timer_lock);
         pp_ctx_close(ctx, HERALD_ERR_CANCELLED);
@@ -791,7 +736,7 @@ void parallel_destroy(parallel_publisher *pp)
         pthread_cond_destroy(&pp->timer_cond);
         pthread_mutex_destroy(&pp->timer_lock);
     }
-    buf_free(&pp->heap);
+    heap_free(&pp->timers);
     pp_breakers_free(pp->breakers);
     pp_breakers_free(pp->retired);
     if (pp->lock_inited)

@@ -12,7 +12,7 @@
  * the heap while one of its jobs runs, which is the whole per-key ordering
  * argument, and a key's heap position never changes while it is in the heap
  * (its head only changes when it is popped), so the heap needs only push and
- * pop.
+ * pop. Both heaps are worker/heap.h min-heaps guarded by q->lock.
  *
  * Invariants, all under q->lock:
  *   size == queued nodes + running;  size <= capacity;
@@ -84,6 +84,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "worker/heap.h"
+
 /* One queued job. */
 typedef struct queue_node {
     struct queue_node *next; /* Next job of the same key, in push order. */
@@ -118,8 +120,7 @@ struct queue {
 
     queue_key **buckets; /* Chained hash map key -> queue_key. */
     size_t nbuckets;     /* A power of two >= capacity. */
-    queue_key **heap;    /* Min-heap of runnable keys; capacity slots. */
-    size_t heap_len;
+    heap keys;           /* Runnable keys; capacity slots reserved. */
 
     size_t capacity;   /* Most jobs held. */
     size_t size;       /* Jobs held, queued plus running. */
@@ -135,9 +136,7 @@ struct queue {
     queue_cont *due_head; /* Due continuations, FIFO, before new jobs. */
     queue_cont *due_tail;
     size_t due_len;
-    queue_cont **timers; /* Min-heap of delayed continuations. */
-    size_t timers_len;
-    size_t timers_cap;      /* Grows by doubling under the lock. */
+    heap timers;            /* Delayed continuations; grows on push. */
     uint64_t next_cont_seq; /* Sequence of the next delayed resume. */
 
     queue_run_cb run;
@@ -199,105 +198,40 @@ static void queue_key_remove(queue *q, queue_key *qk)
 }
 
 /* True when key a must run before key b. Both have a head. */
-static bool queue_key_before(const queue_key *a, const queue_key *b)
+static bool queue_key_before(const void *pa, const void *pb)
 {
+    const queue_key *a = pa;
+    const queue_key *b = pb;
+
     if (a->head->priority != b->head->priority)
         return a->head->priority < b->head->priority;
     return a->head->seq < b->head->seq;
 }
 
-/* Adds a runnable key to the heap. Caller holds q->lock. */
-static void queue_heap_push(queue *q, queue_key *qk)
-{
-    size_t i = q->heap_len++;
-
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-
-        if (!queue_key_before(qk, q->heap[parent]))
-            break;
-        q->heap[i] = q->heap[parent];
-        i = parent;
-    }
-    q->heap[i] = qk;
-}
-
-/* Removes and returns the best runnable key. Caller holds q->lock. */
-static queue_key *queue_heap_pop(queue *q)
-{
-    queue_key *top = q->heap[0];
-    queue_key *last = q->heap[--q->heap_len];
-    size_t n = q->heap_len;
-    size_t i = 0;
-
-    if (n == 0)
-        return top;
-    for (;;) {
-        size_t child = 2 * i + 1;
-
-        if (child >= n)
-            break;
-        if (child + 1 < n &&
-            queue_key_before(q->heap[child + 1], q->heap[child]))
-            child++;
-        if (!queue_key_before(q->heap[child], last))
-            break;
-        q->heap[i] = q->heap[child];
-        i = child;
-    }
-    q->heap[i] = last;
-    return top;
-}
-
 /* True when continuation a falls due before b. */
-static bool queue_cont_before(const queue_cont *a, const queue_cont *b)
+static bool queue_cont_before(const void *pa, const void *pb)
 {
+    const queue_cont *a = pa;
+    const queue_cont *b = pb;
+
     if (a->when_ms != b->when_ms)
         return a->when_ms < b->when_ms;
     return a->seq < b->seq;
 }
 
-/* Adds a delayed continuation; a slot is free. Caller holds q->lock. */
-static void queue_timers_push(queue *q, queue_cont *c)
+/*
+ * Adds a runnable key to the heap. Caller holds q->lock. Never fails:
+ * queue_new() reserved capacity slots and live keys <= size <= capacity.
+ */
+static void queue_heap_push(queue *q, queue_key *qk)
 {
-    size_t i = q->timers_len++;
-
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-
-        if (!queue_cont_before(c, q->timers[parent]))
-            break;
-        q->timers[i] = q->timers[parent];
-        i = parent;
-    }
-    q->timers[i] = c;
+    (void)heap_push(&q->keys, qk);
 }
 
-/* Removes and returns the earliest delayed one. Caller holds q->lock. */
-static queue_cont *queue_timers_pop(queue *q)
+/* The earliest delayed continuation, or NULL. Caller holds q->lock. */
+static queue_cont *queue_timers_first(const queue *q)
 {
-    queue_cont *top = q->timers[0];
-    queue_cont *last = q->timers[--q->timers_len];
-    size_t n = q->timers_len;
-    size_t i = 0;
-
-    if (n == 0)
-        return top;
-    for (;;) {
-        size_t child = 2 * i + 1;
-
-        if (child >= n)
-            break;
-        if (child + 1 < n &&
-            queue_cont_before(q->timers[child + 1], q->timers[child]))
-            child++;
-        if (!queue_cont_before(q->timers[child], last))
-            break;
-        q->timers[i] = q->timers[child];
-        i = child;
-    }
-    q->timers[i] = last;
-    return top;
+    return heap_peek(&q->timers);
 }
 
 /* Appends c to the due FIFO. Caller holds q->lock. */
@@ -317,11 +251,11 @@ static void queue_timers_collect(queue *q)
 {
     int64_t now;
 
-    if (q->timers_len == 0)
+    if (heap_len(&q->timers) == 0)
         return;
     now = queue_now_ms();
-    while (q->timers_len > 0 && q->timers[0]->when_ms <= now)
-        queue_due_append(q, queue_timers_pop(q));
+    while (heap_len(&q->timers) > 0 && queue_timers_first(q)->when_ms <= now)
+        queue_due_append(q, heap_pop(&q->timers));
 }
 
 /*
@@ -331,7 +265,7 @@ static void queue_timers_collect(queue *q)
 static bool queue_idle(const queue *q)
 {
     return q->size == 0 && q->executing == 0 && q->due_len == 0 &&
-           q->timers_len == 0;
+           heap_len(&q->timers) == 0;
 }
 
 /*
@@ -344,7 +278,8 @@ static bool queue_dispatcher_done(const queue *q)
 {
     if (!q->stopping)
         return false;
-    return q->closing || !q->manual || (q->size == 0 && q->timers_len == 0);
+    return q->closing || !q->manual ||
+           (q->size == 0 && heap_len(&q->timers) == 0);
 }
 
 /*
@@ -354,8 +289,8 @@ static bool queue_dispatcher_done(const queue *q)
 static void queue_dispatcher_wait(queue *q)
 {
     q->idle_threads++;
-    if (q->timers_len > 0) {
-        int64_t when = q->timers[0]->when_ms;
+    if (heap_len(&q->timers) > 0) {
+        int64_t when = queue_timers_first(q)->when_ms;
         struct timespec deadline;
 
         deadline.tv_sec = (time_t)(when / 1000);
@@ -390,10 +325,10 @@ static void *queue_dispatcher_main(void *arg)
             job = c->job;
             free(c);
             wake_next = q->due_head != NULL && q->idle_threads > 0;
-        } else if (q->heap_len > 0) {
+        } else if (heap_len(&q->keys) > 0) {
             queue_node *node;
 
-            qk = queue_heap_pop(q);
+            qk = heap_pop(&q->keys);
             node = qk->head;
             qk->head = node->next;
             if (!qk->head)
@@ -525,13 +460,19 @@ queue *queue_new(const queue_config *cfg, queue_run_cb run, void *opaque,
     q->drop = c.drop;
     q->manual = c.manual_done;
     q->opaque = opaque;
+    heap_init(&q->keys, q->capacity, queue_key_before, NULL);
+    /*
+     * Delayed continuations were never capped (each is one small node the
+     * owner asked for): memory stays their only limit.
+     */
+    heap_init(&q->timers, HEAP_MAX_LEN, queue_cont_before, NULL);
     q->nbuckets = 16;
     while (q->nbuckets < q->capacity)
         q->nbuckets *= 2;
     q->buckets = calloc(q->nbuckets, sizeof(*q->buckets));
-    q->heap = calloc(q->capacity, sizeof(*q->heap));
     q->threads = calloc((size_t)c.threads, sizeof(*q->threads));
-    if (!q->buckets || !q->heap || !q->threads)
+    if (!q->buckets || !q->threads ||
+        heap_reserve(&q->keys, q->capacity) != HERALD_OK)
         goto nomem;
 
     /* Timed drain waits use the monotonic clock: wall clock jumps. */
@@ -702,7 +643,7 @@ void queue_stop(queue *q)
             qk = next;
         }
     }
-    q->heap_len = 0;
+    heap_clear(&q->keys);
     q->size -= ndropped;
     wake_drain = queue_idle(q) && q->drain_waiters > 0;
     pthread_mutex_unlock(&q->lock);
@@ -748,8 +689,8 @@ void queue_destroy(queue *q)
         q->due_head = NULL;
         q->due_tail = NULL;
         q->due_len = 0;
-        while (q->timers_len > 0) {
-            queue_cont *c = queue_timers_pop(q);
+        while (heap_len(&q->timers) > 0) {
+            queue_cont *c = heap_pop(&q->timers);
 
             c->next = NULL;
             *left_tail = c;
@@ -780,9 +721,9 @@ void queue_destroy(queue *q)
             free(qk);
         }
     }
-    free(q->timers);
+    heap_free(&q->timers);
     free(q->threads);
-    free(q->heap);
+    heap_free(&q->keys);
     free(q->buckets);
     free(q);
 }
@@ -875,22 +816,15 @@ herald_err queue_resume(queue *q, void *job, int64_t when_ms)
         queue_due_append(q, c);
         wake = q->idle_threads > 0;
     } else {
-        if (q->timers_len == q->timers_cap) {
-            /* Realloc under the lock: memory only, no I/O or callback. */
-            size_t cap = q->timers_cap ? q->timers_cap * 2 : 16;
-            queue_cont **timers = realloc(q->timers, cap * sizeof(*timers));
-
-            if (!timers) {
-                err = HERALD_ERR_NOMEM;
-                goto unlock;
-            }
-            q->timers = timers;
-            q->timers_cap = cap;
+        /* May grow under the lock: memory only, no I/O or callback. */
+        c->seq = q->next_cont_seq;
+        if (heap_push(&q->timers, c) != HERALD_OK) {
+            err = HERALD_ERR_NOMEM;
+            goto unlock;
         }
-        c->seq = q->next_cont_seq++;
-        queue_timers_push(q, c);
+        q->next_cont_seq++;
         /* A new earliest deadline: idle dispatchers wait for a later one. */
-        wake = q->timers[0] == c && q->idle_threads > 0;
+        wake = queue_timers_first(q) == c && q->idle_threads > 0;
     }
     c = NULL; /* Owned by the queue now. */
     /* Signalled under the lock: see "Signals" at the top. */
@@ -908,8 +842,8 @@ void queue_timers_expire(queue *q)
 
     pthread_mutex_lock(&q->lock);
     /* Popping the heap keeps the due order (due time, then sequence). */
-    while (q->timers_len > 0)
-        queue_due_append(q, queue_timers_pop(q));
+    while (heap_len(&q->timers) > 0)
+        queue_due_append(q, heap_pop(&q->timers));
     wake = q->due_len > 0 && q->idle_threads > 0;
     /* Signalled under the lock: see "Signals" at the top. */
     if (wake)
@@ -922,7 +856,7 @@ size_t queue_pending_continuations(queue *q)
     size_t n;
 
     pthread_mutex_lock(&q->lock);
-    n = q->due_len + q->timers_len;
+    n = q->due_len + heap_len(&q->timers);
     pthread_mutex_unlock(&q->lock);
     return n;
 }

@@ -1,14 +1,15 @@
 /*
  * dlqshow.c: `herald dlq show` (see dlqshow.h for behaviour and output).
  *
- * Data flow: flags -> admin_group_offsets() (low and high watermark of
- * every partition; the group named there is only a handle property, it is
- * neither joined nor committed) -> rd_kafka_assign() of the partitions
- * that hold records, from their low watermark -> per record: print one
- * line -> stop when every assigned partition reached its end offset of
+ * Data flow: flags -> topic_reader_new() (low and high watermark of every
+ * partition; the group named there is only a handle property, it is
+ * neither joined nor committed; assigns the partitions that hold records,
+ * from their low watermark) -> per record from topic_reader_next(): print
+ * one line -> stop when every assigned partition reached its end offset of
  * the start.
  *
- * Threads: the calling thread owns the consumer rd_kafka_t and polls it.
+ * Threads: the calling thread owns the topic_reader (its consumer
+ * rd_kafka_t) and polls it.
  */
 #include "worker/dlqshow.h"
 
@@ -20,15 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "worker/admin.h"
 #include "worker/buf.h"
 #include "worker/log.h"
+#include "worker/topic_reader.h"
 
-/* Metadata and offsets timeout, ms. */
-#define DLQSHOW_KAFKA_TIMEOUT_MS 30000
-/* Give up when nothing arrives for this long, ms: far longer than a fetch
- * from a healthy broker takes. */
-#define DLQSHOW_STALL_MS 60000
+/* The handle's group.id: never joined, never committed. */
+#define DLQSHOW_GROUP "herald-dlq-show"
 /* One printed line holds a record of at most a few MiB (the broker's
  * message size limit, escaped up to 6 bytes per input byte). */
 #define DLQSHOW_LINE_MAX (64u * 1024u * 1024u)
@@ -206,123 +204,43 @@ static herald_err dlqshow_print(const rd_kafka_message_t *m, bool json)
     return err;
 }
 
-/*
- * Assigns every partition with records from its low watermark. Fills
- * *end (caller frees), *n_parts and *left (partitions assigned).
- */
-static herald_err dlqshow_assign(rd_kafka_t *rk, const char *brokers,
-                                 const char *const *props, size_t n_props,
-                                 const char *topic, int64_t **end, int *n_parts,
-                                 int *left, char *errstr, size_t errstr_size)
-{
-    admin_partition_offsets *offs = NULL;
-    rd_kafka_topic_partition_list_t *l = NULL;
-    size_t n = 0;
-    herald_err err;
-
-    err = admin_group_offsets(brokers, props, n_props, "herald-dlq-show", topic,
-                              &offs, &n, DLQSHOW_KAFKA_TIMEOUT_MS, errstr,
-                              errstr_size);
-    if (err != HERALD_OK)
-        return err;
-    *end = calloc(n ? n : 1, sizeof(**end));
-    l = rd_kafka_topic_partition_list_new(n ? (int)n : 1);
-    if (!*end || !l) {
-        snprintf(errstr, errstr_size, "out of memory");
-        err = HERALD_ERR_NOMEM;
-        goto out;
-    }
-    *n_parts = 0;
-    *left = 0;
-    for (size_t i = 0; i < n; i++) {
-        int32_t p = offs[i].partition;
-
-        if (p < 0 || (size_t)p >= n)
-            continue; /* Partitions are numbered 0..n-1. */
-        (*end)[p] = offs[i].high;
-        if (p + 1 > *n_parts)
-            *n_parts = p + 1;
-        if (offs[i].low >= offs[i].high)
-            continue;
-        rd_kafka_topic_partition_list_add(l, topic, p)->offset = offs[i].low;
-        (*left)++;
-    }
-    if (*left > 0) {
-        rd_kafka_resp_err_t rerr = rd_kafka_assign(rk, l);
-
-        if (rerr) {
-            snprintf(errstr, errstr_size, "assign %s: %s", topic,
-                     rd_kafka_err2str(rerr));
-            err = HERALD_ERR_KAFKA;
-        }
-    }
-out:
-    rd_kafka_topic_partition_list_destroy(l);
-    free(offs);
-    return err;
-}
-
 /* Prints records until every assigned partition reached its end. */
-static int dlqshow_consume(rd_kafka_t *rk, const char *topic,
-                           const int64_t *end, int n_parts, int left, bool json,
+static int dlqshow_consume(topic_reader *tr, const char *topic, bool json,
                            long *count)
 {
-    bool *done = calloc(n_parts > 0 ? (size_t)n_parts : 1, sizeof(*done));
-    int64_t last_progress = admin_now_ms();
     int status = 0;
 
-    if (!done) {
-        fprintf(stderr, "herald dlq show: out of memory\n");
-        return 1;
-    }
-    while (left > 0) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
-        bool finished = false;
+    for (;;) {
+        const rd_kafka_message_t *m = NULL;
+        topic_reader_event ev = topic_reader_next(tr, &m);
 
-        if (!m) {
-            if (admin_now_ms() - last_progress > DLQSHOW_STALL_MS) {
-                fprintf(stderr,
-                        "herald dlq show: no progress for %d ms; "
-                        "stopping\n",
-                        DLQSHOW_STALL_MS);
-                status = 1;
-                break;
-            }
-            continue;
-        }
-        last_progress = admin_now_ms();
-        if (m->partition < 0 || m->partition >= n_parts) {
-            rd_kafka_message_destroy(m);
-            continue;
-        }
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            finished = true;
-        } else if (m->err) {
-            fprintf(stderr, "herald dlq show: %s [%d]: %s\n", topic,
-                    (int)m->partition, rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
+        if (ev == TOPIC_READER_END)
+            break;
+        if (ev == TOPIC_READER_NOTICE)
+            continue; /* Not about an assigned partition. */
+        if (ev == TOPIC_READER_STALLED) {
+            fprintf(stderr,
+                    "herald dlq show: no progress for %d ms; "
+                    "stopping\n",
+                    TOPIC_READER_STALL_MS);
             status = 1;
             break;
-        } else if (m->offset >= end[m->partition]) {
-            finished = true; /* Written after the start. */
-        } else {
-            if (dlqshow_print(m, json) != HERALD_OK) {
-                fprintf(stderr,
-                        "herald dlq show: %s [%d] offset %lld: record "
-                        "too large to print\n",
-                        topic, (int)m->partition, (long long)m->offset);
-                status = 1;
-            }
-            (*count)++;
-            finished = m->offset + 1 >= end[m->partition];
         }
-        if (finished && !done[m->partition]) {
-            done[m->partition] = true;
-            left--;
+        if (ev == TOPIC_READER_ERROR) {
+            fprintf(stderr, "herald dlq show: %s [%d]: %s\n", topic,
+                    (int)m->partition, rd_kafka_message_errstr(m));
+            status = 1;
+            break;
         }
-        rd_kafka_message_destroy(m);
+        if (dlqshow_print(m, json) != HERALD_OK) {
+            fprintf(stderr,
+                    "herald dlq show: %s [%d] offset %lld: record "
+                    "too large to print\n",
+                    topic, (int)m->partition, (long long)m->offset);
+            status = 1;
+        }
+        (*count)++;
     }
-    free(done);
     fflush(stdout);
     return status;
 }
@@ -336,21 +254,14 @@ int dlqshow_main(int argc, char **argv)
         {"property", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    /* Assign-only consumer: no group join, no commits, no EOF silence. */
-    static const char *const defaults[] = {
-        "enable.auto.commit=false", "enable.auto.offset.store=false",
-        "auto.offset.reset=earliest", "enable.partition.eof=true",
-        "group.id=herald-dlq-show"};
     const char **props = calloc((size_t)argc + 1, sizeof(*props));
     size_t n_props = 0;
     const char *brokers = getenv("HERALD_BROKERS");
     const char *topic = getenv("HERALD_DLQ_TOPIC");
     const char *env_topic = getenv("HERALD_TOPIC");
     char topic_default[512];
-    rd_kafka_conf_t *conf = NULL;
-    rd_kafka_t *rk = NULL;
-    int64_t *end = NULL;
-    int n_parts = 0, left = 0;
+    topic_reader *tr = NULL;
+    herald_err err;
     bool json = false;
     long count = 0;
     char errstr[1024];
@@ -390,38 +301,19 @@ int dlqshow_main(int argc, char **argv)
         goto out;
     }
     log_init(LOG_LEVEL_WARN, LOG_FORMAT_AUTO);
-    conf = admin_conf_new(brokers, defaults,
-                          sizeof(defaults) / sizeof(defaults[0]), props,
-                          n_props, errstr, sizeof(errstr));
-    if (!conf) {
+    /* Assign-only: no group join, no commits, no EOF silence. */
+    tr = topic_reader_new(brokers, props, n_props, topic, DLQSHOW_GROUP, false,
+                          &err, errstr, sizeof(errstr));
+    if (!tr) {
         fprintf(stderr, "herald dlq show: %s\n", errstr);
+        /* Properties that do not parse are a usage error. */
+        status = err == HERALD_ERR_CONFIG ? 2 : 1;
         goto out;
     }
-    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    if (!rk) {
-        fprintf(stderr, "herald dlq show: %s\n", errstr);
-        status = 1;
-        goto out;
-    }
-    conf = NULL; /* rd_kafka_new took it. */
-    rd_kafka_poll_set_consumer(rk);
-    if (dlqshow_assign(rk, brokers, props, n_props, topic, &end, &n_parts,
-                       &left, errstr, sizeof(errstr)) != HERALD_OK) {
-        fprintf(stderr, "herald dlq show: %s\n", errstr);
-        status = 1;
-        goto out;
-    }
-    status = dlqshow_consume(rk, topic, end, n_parts, left, json, &count);
+    status = dlqshow_consume(tr, topic, json, &count);
     fprintf(stderr, "dlq show %s: %ld records\n", topic, count);
 out:
-    if (conf)
-        rd_kafka_conf_destroy(conf);
-    if (rk) {
-        /* Never joined a group: closing commits nothing. */
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-    }
-    free(end);
+    topic_reader_destroy(tr);
     free(props);
     return status;
 }

@@ -1,15 +1,17 @@
 /*
  * replay.c: `herald dlq replay` (see replay.h for behaviour and output).
  *
- * Data flow: flags -> targets_load() -> parallel_new() -> metadata, end
- * offsets and the group's committed offsets of the dead-letter topic ->
- * assign the partitions that have records left -> per record: headers ->
+ * Data flow: flags -> targets_load() -> parallel_new() -> topic_reader_new()
+ * (end offsets and the group's committed offsets of the dead-letter topic;
+ * assigns the partitions that have records left) -> per record from
+ * topic_reader_next(): headers ->
  * filters -> alert_batch_parse() -> publish_to_multiple() or
  * publish_to_all() per alert -> synchronous commit of offset + 1 -> stop
  * when every partition reached its end offset of the start, or at the
  * first record that fails again.
  *
- * Threads: the calling thread owns the consumer rd_kafka_t and polls it;
+ * Threads: the calling thread owns the topic_reader (its consumer
+ * rd_kafka_t) and polls it;
  * the publisher runs its own transport threads behind the blocking
  * publish calls.
  */
@@ -26,15 +28,9 @@
 
 #include "publishers/parallel.h"
 #include "publishers/targets.h"
-#include "worker/admin.h"
 #include "worker/alert.h"
 #include "worker/log.h"
-
-/* Metadata, offsets and commit timeout, ms. */
-#define REPLAY_KAFKA_TIMEOUT_MS 30000
-/* Give up when no record or end-of-partition arrives for this long, ms:
- * far longer than a fetch from a healthy broker takes. */
-#define REPLAY_STALL_MS 60000
+#include "worker/topic_reader.h"
 
 /* Options and counters of one run. */
 typedef struct replay_ctx {
@@ -50,7 +46,7 @@ typedef struct replay_ctx {
     target_set *set;
     const char *targets_path;
     parallel_publisher *pp;
-    rd_kafka_t *rk;
+    topic_reader *tr;
     long read, replayed, delivered, failed, skipped, unreplayable;
 } replay_ctx;
 
@@ -197,22 +193,17 @@ static bool replay_header(const rd_kafka_message_t *m, const char *name,
 /* Commits offset + 1 of m for the group, synchronously. */
 static herald_err replay_commit(replay_ctx *ctx, const rd_kafka_message_t *m)
 {
-    rd_kafka_topic_partition_list_t *l;
-    rd_kafka_resp_err_t err;
+    char errstr[512];
 
     if (ctx->dry_run)
         return HERALD_OK;
-    l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, ctx->topic, m->partition)->offset =
-        m->offset + 1;
-    err = rd_kafka_commit(ctx->rk, l, 0);
-    rd_kafka_topic_partition_list_destroy(l);
-    if (err) {
+    if (topic_reader_commit(ctx->tr, m->partition, m->offset + 1, errstr,
+                            sizeof errstr) != HERALD_OK) {
         fprintf(stderr,
                 "herald dlq replay: commit of %s [%d] offset %lld for group "
                 "%s failed: %s\n",
                 ctx->topic, (int)m->partition, (long long)m->offset + 1,
-                ctx->group, rd_kafka_err2str(err));
+                ctx->group, errstr);
         return HERALD_ERR_KAFKA;
     }
     return HERALD_OK;
@@ -345,157 +336,39 @@ static herald_err replay_record(replay_ctx *ctx, const rd_kafka_message_t *m)
     return replay_commit(ctx, m);
 }
 
-/*
- * Creates the consumer and assigns every partition that has records left
- * between the group's committed offset and the end offset; fills end[]
- * and *left (partitions assigned).
- */
-static herald_err replay_assign(replay_ctx *ctx, const char *const *props,
-                                size_t n_props, int64_t **end, int *n_parts,
-                                int *left, char *errstr, size_t errstr_size)
-{
-    static const char *const defaults[] = {
-        "enable.auto.commit=false", "enable.auto.offset.store=false",
-        "auto.offset.reset=earliest", "enable.partition.eof=true"};
-    admin_partition_offsets *offs = NULL;
-    rd_kafka_topic_partition_list_t *l = NULL;
-    rd_kafka_conf_t *conf = NULL;
-    char group_kv[512];
-    size_t n = 0;
-    herald_err err;
-    rd_kafka_resp_err_t rerr;
-
-    err = admin_group_offsets(ctx->brokers, props, n_props, ctx->group,
-                              ctx->topic, &offs, &n, REPLAY_KAFKA_TIMEOUT_MS,
-                              errstr, errstr_size);
-    if (err != HERALD_OK)
-        return err;
-    *end = calloc(n ? n : 1, sizeof **end);
-    l = rd_kafka_topic_partition_list_new(n ? (int)n : 1);
-    conf = admin_conf_new(ctx->brokers, defaults, 4, props, n_props, errstr,
-                          errstr_size);
-    if (!*end || !l || !conf) {
-        if (!conf)
-            err = HERALD_ERR_INVALID;
-        else {
-            snprintf(errstr, errstr_size, "out of memory");
-            err = HERALD_ERR_NOMEM;
-        }
-        goto out;
-    }
-    snprintf(group_kv, sizeof group_kv, "%s", ctx->group);
-    if (rd_kafka_conf_set(conf, "group.id", group_kv, errstr, errstr_size) !=
-        RD_KAFKA_CONF_OK) {
-        err = HERALD_ERR_INVALID;
-        goto out;
-    }
-    ctx->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
-    if (!ctx->rk) {
-        err = HERALD_ERR_KAFKA;
-        goto out;
-    }
-    conf = NULL;
-    rd_kafka_poll_set_consumer(ctx->rk);
-    *n_parts = (int)n;
-    *left = 0;
-    for (size_t i = 0; i < n; i++) {
-        int64_t start =
-            offs[i].committed >= 0 ? offs[i].committed : offs[i].low;
-
-        (*end)[i] = offs[i].high;
-        if (start >= offs[i].high)
-            continue;
-        rd_kafka_topic_partition_list_add(l, ctx->topic, offs[i].partition)
-            ->offset = start;
-        (*left)++;
-    }
-    if (*left > 0) {
-        rerr = rd_kafka_assign(ctx->rk, l);
-        if (rerr) {
-            snprintf(errstr, errstr_size, "assign %s: %s", ctx->topic,
-                     rd_kafka_err2str(rerr));
-            err = HERALD_ERR_KAFKA;
-            goto out;
-        }
-    }
-    err = HERALD_OK;
-out:
-    if (conf)
-        rd_kafka_conf_destroy(conf);
-    if (l)
-        rd_kafka_topic_partition_list_destroy(l);
-    free(offs);
-    return err;
-}
-
 /* Consumes until every assigned partition reached its end offset. */
-static int replay_consume(replay_ctx *ctx, const int64_t *end, int n_parts,
-                          int left)
+static int replay_consume(replay_ctx *ctx)
 {
-    bool *done = calloc(n_parts > 0 ? (size_t)n_parts : 1, sizeof *done);
-    int64_t last_progress = admin_now_ms();
-    int status = 0;
+    for (;;) {
+        const rd_kafka_message_t *m = NULL;
+        topic_reader_event ev = topic_reader_next(ctx->tr, &m);
 
-    if (!done) {
-        fprintf(stderr, "herald dlq replay: out of memory\n");
-        return 1;
-    }
-    /* Partitions with nothing left were not assigned. */
-    for (int p = 0; p < n_parts; p++)
-        done[p] = false;
-    while (left > 0) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(ctx->rk, 500);
-        bool finished = false;
-
-        if (!m) {
-            if (admin_now_ms() - last_progress > REPLAY_STALL_MS) {
-                fprintf(stderr,
-                        "herald dlq replay: no progress for %d ms; "
-                        "stopping\n",
-                        REPLAY_STALL_MS);
-                status = 1;
-                break;
-            }
-            continue;
-        }
-        last_progress = admin_now_ms();
-        if (m->partition < 0 || m->partition >= n_parts) {
-            if (m->err)
-                LOG_WARN("replay", NULL, "consumer: %s",
-                         rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-            continue;
-        }
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            finished = true;
-        } else if (m->err) {
+        switch (ev) {
+        case TOPIC_READER_END: return 0;
+        case TOPIC_READER_NOTICE:
+            LOG_WARN("replay", NULL, "consumer: %s",
+                     rd_kafka_message_errstr(m));
+            break;
+        case TOPIC_READER_STALLED:
+            fprintf(stderr,
+                    "herald dlq replay: no progress for %d ms; "
+                    "stopping\n",
+                    TOPIC_READER_STALL_MS);
+            return 1;
+        case TOPIC_READER_ERROR:
             fprintf(stderr, "herald dlq replay: %s [%d]: %s\n", ctx->topic,
                     (int)m->partition, rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-            status = 1;
-            break;
-        } else if (m->offset >= end[m->partition]) {
-            /* Written after the start: left for the next run. */
-            finished = true;
-        } else {
+            return 1;
+        case TOPIC_READER_RECORD: {
             herald_err err = replay_record(ctx, m);
 
             fflush(stdout);
-            if (err != HERALD_OK) {
-                rd_kafka_message_destroy(m);
-                status = 1;
-                break;
-            }
-            finished = m->offset + 1 >= end[m->partition];
+            if (err != HERALD_OK)
+                return 1;
+            break;
         }
-        if (finished && !done[m->partition]) {
-            done[m->partition] = true;
-            left--;
         }
-        rd_kafka_message_destroy(m);
     }
-    free(done);
-    return status;
 }
 
 int replay_main(int argc, char **argv)
@@ -534,8 +407,6 @@ int replay_main(int argc, char **argv)
     char topic_default[512];
     const char *env_topic = getenv("HERALD_TOPIC");
     log_level level = LOG_LEVEL_WARN;
-    int64_t *end = NULL;
-    int n_parts = 0, left = 0;
     char errstr[1024];
     herald_err err;
     int status = 2;
@@ -638,14 +509,14 @@ int replay_main(int argc, char **argv)
             goto out;
         }
     }
-    err = replay_assign(&ctx, props, n_props, &end, &n_parts, &left, errstr,
-                        sizeof errstr);
-    if (err != HERALD_OK) {
+    ctx.tr = topic_reader_new(ctx.brokers, props, n_props, ctx.topic, ctx.group,
+                              true, &err, errstr, sizeof errstr);
+    if (!ctx.tr) {
         fprintf(stderr, "herald dlq replay: %s\n", errstr);
-        status = err == HERALD_ERR_INVALID ? 2 : 1;
+        status = err == HERALD_ERR_INVALID || err == HERALD_ERR_CONFIG ? 2 : 1;
         goto out;
     }
-    status = replay_consume(&ctx, end, n_parts, left);
+    status = replay_consume(&ctx);
     printf("replay of %s by group %s%s: read %ld, replayed %ld, delivered "
            "%ld, failed %ld, skipped by filter %ld, unreplayable %ld\n",
            ctx.topic, ctx.group, ctx.dry_run ? " (dry run)" : "", ctx.read,
@@ -653,13 +524,9 @@ int replay_main(int argc, char **argv)
            ctx.unreplayable);
 out:
     fflush(stdout);
-    if (ctx.rk) {
-        rd_kafka_consumer_close(ctx.rk);
-        rd_kafka_destroy(ctx.rk);
-    }
+    topic_reader_destroy(ctx.tr);
     parallel_destroy(ctx.pp);
     targets_release(ctx.set);
-    free(end);
     free(props);
     return status;
 }
