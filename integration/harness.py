@@ -111,7 +111,10 @@ class Scenario:
     def fully_committed(self, topic, group):
         o = self.offsets(topic, group)
         parts = o["partitions"]
-        return all(p["committed"] == p["end"] for p in parts) and parts
+        # An empty partition has nothing to commit (committed stays -1).
+        return all(p["committed"] == p["end"] or
+                   (p["committed"] in (None, -1) and p["end"] == p["low"])
+                   for p in parts) and parts
 
     # -- receivers ---------------------------------------------------------
     def receiver(self, name, rules=()):

@@ -1084,6 +1084,19 @@ static void pp_start_waiting(pp_ctx *ctx)
 }
 
 /* Completion of one attempt, on a transport I/O thread. */
+/*
+ * Whether an answer counts for the target's breaker and health. A 429
+ * (Too Many Requests, RFC 6585) means the target is up and asks us to slow
+ * down: the leg backs off as Retry-After says, but the answer must not open
+ * the breaker or mark the target unhealthy, or rate limiting (Slack's one
+ * message per second) would send alerts to the dead-letter topic instead of
+ * waiting.
+ */
+static bool pp_available(const http_response *resp, bool success)
+{
+    return success || (resp->transport_error == 0 && resp->status == 429);
+}
+
 static void pp_on_done(void *opaque, const http_response *resp)
 {
     pp_leg *leg = opaque;
@@ -1108,9 +1121,11 @@ static void pp_on_done(void *opaque, const http_response *resp)
         success = resp->transport_error == 0 && resp->status >= 200 &&
                   resp->status < 300;
         if (leg->br)
-            breaker_record(leg->br, success, pp_mono_ms());
+            breaker_record(leg->br, pp_available(resp, success),
+                           pp_mono_ms());
         if (pp->h && resp->transport_error != TRANSPORT_ERR_CANCELLED)
-            health_record(pp->h, leg->name, success, resp->duration_ms);
+            health_record(pp->h, leg->name, pp_available(resp, success),
+                          resp->duration_ms);
         pp_fanout_add(pp, -1);
         pp_ctx_unref(ctx);
         return;
@@ -1122,9 +1137,10 @@ static void pp_on_done(void *opaque, const http_response *resp)
     success = out.verdict == DELIVERY_DELIVERED;
     now = pp_mono_ms();
     if (leg->br)
-        breaker_record(leg->br, success, now);
+        breaker_record(leg->br, pp_available(resp, success), now);
     if (pp->h && resp->transport_error != TRANSPORT_ERR_CANCELLED)
-        health_record(pp->h, leg->name, success, resp->duration_ms);
+        health_record(pp->h, leg->name, pp_available(resp, success),
+                      resp->duration_ms);
     leg->http_status = resp->status;
 
     if (success) {

@@ -175,6 +175,10 @@ START_TEST(test_poison_kinds)
         {"{\"labels\":{\"a\":\"b\"}} trailing", ALERT_REASON_NOT_JSON,
          "byte 2"},
         {"{\"alert\":\"x\"}", ALERT_REASON_WRONG_TYPE, "alert: expected"},
+        {"{\"labels\":{\"alertname\":\"Nul\\u0000Byte\"}}",
+         ALERT_REASON_WRONG_TYPE, "labels.alertname: the string contains"},
+        {"{\"labels\":{\"a\":\"b\"},\"generatorURL\":\"x\\u0000y\"}",
+         ALERT_REASON_WRONG_TYPE, "generatorURL: the string contains"},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

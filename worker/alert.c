@@ -168,6 +168,13 @@ static const char *json_type_label(json_object *o)
     return o ? json_type_to_name(json_object_get_type(o)) : "null";
 }
 
+/* True when a JSON string holds a NUL character (C strings stop there). */
+static bool has_nul(json_object *str)
+{
+    return (size_t)json_object_get_string_len(str) !=
+           strlen(json_object_get_string(str));
+}
+
 /* Copies an optional string member; a present non-string is an error. */
 static herald_err get_opt_string(parse_ctx *ctx, json_object *obj,
                                  const char *key, const char *path, char **out)
@@ -181,6 +188,10 @@ static herald_err get_opt_string(parse_ctx *ctx, json_object *obj,
         return parse_fail(ctx, ALERT_REASON_WRONG_TYPE,
                           "%s%s: expected a string, got %s", path, key,
                           json_type_label(v));
+    if (has_nul(v))
+        return parse_fail(ctx, ALERT_REASON_WRONG_TYPE,
+                          "%s%s: the string contains a NUL character", path,
+                          key);
     *out = strdup(json_object_get_string(v));
     return *out ? HERALD_OK : HERALD_ERR_NOMEM;
 }
@@ -232,6 +243,15 @@ static herald_err get_kvs(parse_ctx *ctx, json_object *obj, const char *key,
             return parse_fail(ctx, ALERT_REASON_WRONG_TYPE,
                               "%s%s.%s: expected a string, got %s", path, key,
                               name, json_type_label(val));
+        }
+        if (has_nul(val)) {
+            /* A NUL would cut the value short and give the alert the
+             * fingerprint of another label set. */
+            out->n = i;
+            kvs_free(out);
+            return parse_fail(ctx, ALERT_REASON_WRONG_TYPE,
+                              "%s%s.%s: the string contains a NUL character",
+                              path, key, name);
         }
         out->items[i].name = strdup(name);
         out->items[i].value = strdup(json_object_get_string(val));

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "publishers/breaker.h"
+#include "worker/admin.h"
 #include "worker/api.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
@@ -1041,6 +1042,53 @@ static void worker_shutdown(worker *w)
     completions_drain(w);
 }
 
+/*
+ * Checks the source topic and makes sure the dead-letter topic exists
+ * before the first bad message, with the source topic's partition count
+ * and the broker's default replication factor. Runs after every local
+ * setting was validated, so a typo never creates a stray topic.
+ * Errors: HERALD_ERR_CONFIG when the source topic does not exist. An
+ * unreachable broker is only logged: the consumer keeps retrying.
+ */
+static herald_err topics_check(worker *w, char *errstr, size_t errstr_size)
+{
+    char kerr[512];
+    int partitions = 0;
+    herald_err err;
+
+    if (strcmp(w->dlq_topic, w->cfg.topic) == 0) {
+        snprintf(errstr, errstr_size,
+                 "the dead-letter topic must differ from the source topic "
+                 "\"%s\"",
+                 w->cfg.topic);
+        return HERALD_ERR_CONFIG;
+    }
+    err = admin_partition_count(w->cfg.brokers, w->cfg.props, w->cfg.n_props,
+                                w->cfg.topic, &partitions, 10000, kerr,
+                                sizeof(kerr));
+    if (err == HERALD_ERR_NOT_FOUND) {
+        snprintf(errstr, errstr_size,
+                 "topic \"%s\" does not exist on %s: create it first (for "
+                 "example herald produce --create-topic N)",
+                 w->cfg.topic, w->cfg.brokers);
+        return HERALD_ERR_CONFIG;
+    }
+    if (err || partitions < 1) {
+        LOG_WARN(COMP, LOG_NOFIELDS,
+                 "cannot read topic %s from the brokers yet (%s); "
+                 "continuing, the consumer keeps retrying",
+                 w->cfg.topic, kerr);
+        return HERALD_OK;
+    }
+    if (admin_create_topic(w->cfg.brokers, w->cfg.props, w->cfg.n_props,
+                           w->dlq_topic, partitions, -1, 10000, kerr,
+                           sizeof(kerr)) != HERALD_OK)
+        LOG_WARN(COMP, LOG_NOFIELDS,
+                 "could not ensure the dead-letter topic %s exists: %s",
+                 w->dlq_topic, kerr);
+    return HERALD_OK;
+}
+
 herald_err worker_run(const worker_config *cfg_in, char *errstr,
                       size_t errstr_size)
 {
@@ -1142,6 +1190,9 @@ herald_err worker_run(const worker_config *cfg_in, char *errstr,
             goto out;
         }
     }
+    ret = topics_check(&w, errstr, errstr_size);
+    if (ret)
+        goto out;
     sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, w.cfg.topic, RD_KAFKA_PARTITION_UA);
     kerr = rd_kafka_subscribe(w.rk, sub);

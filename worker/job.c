@@ -64,7 +64,8 @@ typedef struct leg {
     char reason[32]; /* Dead-letter reason kind when failed. */
     char error[256];
     long http_status;
-    int attempts; /* Over all job attempts. */
+    bool permanent; /* Gave up (4xx, unbuildable): retrying cannot help. */
+    int attempts;   /* Over all job attempts. */
     int64_t first_attempt_ms;
     int64_t last_attempt_ms;
 } leg;
@@ -361,6 +362,12 @@ static void legs_update(worker *w, leg *legs, size_t n_legs,
             snprintf(lg->reason, sizeof(lg->reason), "target_failed");
             snprintf(lg->error, sizeof(lg->error), "%s", tr->error);
             lg->http_status = tr->http_status;
+            /* Given up (STYLE.md 8): a 4xx other than 408 and 429, or a
+             * request that cannot be built. */
+            lg->permanent =
+                (tr->http_status >= 400 && tr->http_status < 500 &&
+                 tr->http_status != 408 && tr->http_status != 429) ||
+                (tr->error_type && strcmp(tr->error_type, "build") == 0);
             stats_record(w->stats, tr->name, false, tr->duration_ms);
             break;
         }
@@ -457,7 +464,7 @@ static void job_step_dead_letter(worker *w, job *job)
         if (agg.state != LEG_FAILED)
             continue;
         job_record_init(w, job, &rec);
-        if (!run->delivered_any) {
+        if (!run->delivered_any && !agg.permanent) {
             snprintf(error, sizeof(error),
                      "no target delivered after %d job attempts: %s",
                      run->attempt, agg.error);
@@ -494,6 +501,7 @@ static void job_step_evaluate(worker *w, job *job)
     job_run_state *run = job->run;
     log_fields lf = job_fields(w, job, NULL);
     size_t failed = 0;
+    size_t retryable = 0;
     int64_t age;
 
     for (size_t i = 0; i < job->batch.n; i++) {
@@ -517,6 +525,8 @@ static void job_step_evaluate(worker *w, job *job)
     for (size_t i = 0; i < job->batch.n; i++) {
         for (size_t t = 0; t < run->n_base; t++) {
             failed += run->legs[i][t].state == LEG_FAILED;
+            retryable += run->legs[i][t].state == LEG_FAILED &&
+                         !run->legs[i][t].permanent;
             run->delivered_any =
                 run->delivered_any || run->legs[i][t].state == LEG_DELIVERED;
         }
@@ -535,7 +545,11 @@ static void job_step_evaluate(worker *w, job *job)
         return;
     }
     age = herald_now_ms() - job->received_ms;
-    if (run->delivered_any || run->attempt >= w->cfg.job_max_attempts ||
+    /* Permanent failures (the target refused the request with a 4xx, or
+     * it cannot be built) are dead-lettered at once: a job retry would
+     * only repeat them. */
+    if (run->delivered_any || retryable == 0 ||
+        run->attempt >= w->cfg.job_max_attempts ||
         age >= w->cfg.job_max_age_ms) {
         run->step = STEP_DEAD_LETTER;
         run->dlq_next = 0;

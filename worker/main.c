@@ -16,9 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "publishers/targets.h"
-#include "worker/admin.h"
 #include "worker/dlqshow.h"
 #include "worker/groupinfo.h"
 #include "worker/log.h"
@@ -32,7 +32,10 @@ static volatile sig_atomic_t reload_flag;
 
 static void on_stop(int sig)
 {
-    (void)sig;
+    /* A second signal means "now": leave without draining. Nothing is
+     * lost: what was not committed is consumed again (at-least-once). */
+    if (stop_flag)
+        _exit(128 + sig);
     stop_flag = 1;
 }
 
@@ -140,7 +143,9 @@ static void usage_run(FILE *out)
             "  -h, --help             this help\n\n"
             "Signals: SIGTERM/SIGINT stop fetching, drain in-flight jobs, "
             "commit and leave\n"
-            "the group; SIGHUP reloads targets.yaml.\n");
+            "the group; a second SIGTERM/SIGINT exits at once (what was not "
+            "committed is\n"
+            "consumed again); SIGHUP reloads targets.yaml.\n");
 }
 
 enum {
@@ -354,6 +359,13 @@ static int cmd_run(int argc, char **argv)
                              : "--targets (or HERALD_TARGETS)");
         goto out;
     }
+    if (cfg.dlq_topic && strcmp(cfg.dlq_topic, cfg.topic) == 0) {
+        fprintf(stderr, "herald run: --dlq-topic must differ from --topic "
+                        "(\"%s\"): dead-lettered records would be consumed "
+                        "and published again\n",
+                cfg.topic);
+        goto out;
+    }
     cfg.props = props;
     cfg.n_props = n_props;
     log_init(level, format);
@@ -368,26 +380,6 @@ static int cmd_run(int argc, char **argv)
     cfg.stop = &stop_flag;
     cfg.reload = &reload_flag;
 
-    /* The dead-letter topic must exist before the first bad message. */
-    {
-        int partitions = 0;
-        char dlq_name[256];
-
-        snprintf(dlq_name, sizeof(dlq_name), "%s%s",
-                 cfg.dlq_topic ? cfg.dlq_topic : cfg.topic,
-                 cfg.dlq_topic ? "" : ".dlq");
-        if (admin_partition_count(cfg.brokers, props, n_props, cfg.topic,
-                                  &partitions, 10000, errstr,
-                                  sizeof(errstr)) != HERALD_OK ||
-            partitions < 1)
-            partitions = 1;
-        if (admin_create_topic(cfg.brokers, props, n_props, dlq_name,
-                               partitions, -1, 10000, errstr,
-                               sizeof(errstr)) != HERALD_OK)
-            LOG_WARN("main", LOG_NOFIELDS,
-                     "could not ensure the dead-letter topic %s exists: %s",
-                     dlq_name, errstr);
-    }
     err = worker_run(&cfg, errstr, sizeof(errstr));
     if (err) {
         LOG_ERROR("main", LOG_NOFIELDS, "%s", errstr);
@@ -458,7 +450,23 @@ int main(int argc, char **argv)
     else if (strcmp(argv[1], "dlq") == 0 && argc > 2 &&
              strcmp(argv[2], "show") == 0)
         rc = dlqshow_main(argc - 2, argv + 2);
-    else if (strcmp(argv[1], "check-config") == 0)
+    else if (strcmp(argv[1], "dlq") == 0) {
+        fprintf(argc > 2 && (strcmp(argv[2], "--help") == 0 ||
+                             strcmp(argv[2], "-h") == 0)
+                    ? stdout
+                    : stderr,
+                "Usage: herald dlq show|replay [OPTIONS]\n\n"
+                "  show    print the records of the dead-letter topic "
+                "(commits nothing)\n"
+                "  replay  re-publish dead-lettered records to their "
+                "targets\n\n"
+                "`herald dlq show --help` and `herald dlq replay --help` "
+                "list the options.\n");
+        rc = argc > 2 && (strcmp(argv[2], "--help") == 0 ||
+                          strcmp(argv[2], "-h") == 0)
+                 ? 0
+                 : 2;
+    } else if (strcmp(argv[1], "check-config") == 0)
         rc = cmd_check_config(argc - 1, argv + 1);
     else {
         fprintf(stderr, "herald: unknown command \"%s\"\n\n", argv[1]);

@@ -67,7 +67,11 @@ static void replay_usage(FILE *out)
         "  -d, --dlq-topic NAME      dead-letter topic (env HERALD_DLQ_TOPIC,\n"
         "                            else $HERALD_TOPIC.dlq)\n"
         "  -g, --group ID            replay consumer group (default\n"
-        "                            herald-replay)\n"
+        "                            herald-replay; with filters\n"
+        "                            herald-replay.target=X... so each\n"
+        "                            filter keeps its own position:\n"
+        "                            records outside the filters are\n"
+        "                            committed for the group)\n"
         "  -c, --targets FILE        targets.yaml (env HERALD_TARGETS)\n"
         "      --target NAME         only records for this target\n"
         "      --reason KIND         only records with this reason kind\n"
@@ -405,6 +409,8 @@ int replay_main(int argc, char **argv)
     const char **props = calloc((size_t)argc + 1, sizeof *props);
     size_t n_props = 0;
     char topic_default[512];
+    char group_default[768];
+    bool group_given = false;
     const char *env_topic = getenv("HERALD_TOPIC");
     log_level level = LOG_LEVEL_WARN;
     char errstr[1024];
@@ -420,6 +426,7 @@ int replay_main(int argc, char **argv)
         ctx.topic = topic_default;
     }
     ctx.group = "herald-replay";
+    group_default[0] = '\0';
     ctx.targets_path = getenv("HERALD_TARGETS");
     ctx.deadline_ms = 30000;
     if (!props) {
@@ -433,7 +440,10 @@ int replay_main(int argc, char **argv)
         switch (c) {
         case 'b': ctx.brokers = optarg; break;
         case 'd': ctx.topic = optarg; break;
-        case 'g': ctx.group = optarg; break;
+        case 'g':
+            ctx.group = optarg;
+            group_given = true;
+            break;
         case 'c': ctx.targets_path = optarg; break;
         case 'X': props[n_props++] = optarg; break;
         case OPT_TARGET: ctx.only_target = optarg; break;
@@ -495,6 +505,31 @@ int replay_main(int argc, char **argv)
         goto out;
     }
     log_init(level, LOG_FORMAT_AUTO);
+    /*
+     * The group's position is a cursor over the whole topic: records that
+     * do not match the filters are committed too. A filtered replay
+     * therefore gets a group of its own by default, named after its
+     * filters, so that replaying target c never moves the position of a
+     * later replay of target b past b's records.
+     */
+    if (!group_given &&
+        (ctx.only_target || ctx.only_reason || ctx.has_since ||
+         ctx.has_until)) {
+        snprintf(group_default, sizeof group_default,
+                 "herald-replay%s%s%s%s", ctx.only_target ? ".target=" : "",
+                 ctx.only_target ? ctx.only_target : "",
+                 ctx.only_reason ? ".reason=" : "",
+                 ctx.only_reason ? ctx.only_reason : "");
+        if (ctx.has_since || ctx.has_until) {
+            size_t len = strlen(group_default);
+
+            snprintf(group_default + len, sizeof group_default - len,
+                     ".since=%lld.until=%lld",
+                     ctx.has_since ? (long long)ctx.since_ms : 0LL,
+                     ctx.has_until ? (long long)ctx.until_ms : 0LL);
+        }
+        ctx.group = group_default;
+    }
 
     err = targets_load(ctx.targets_path, &ctx.set, errstr, sizeof errstr);
     if (err != HERALD_OK) {
