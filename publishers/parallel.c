@@ -1121,8 +1121,7 @@ static void pp_on_done(void *opaque, const http_response *resp)
         success = resp->transport_error == 0 && resp->status >= 200 &&
                   resp->status < 300;
         if (leg->br)
-            breaker_record(leg->br, pp_available(resp, success),
-                           pp_mono_ms());
+            breaker_record(leg->br, pp_available(resp, success), pp_mono_ms());
         if (pp->h && resp->transport_error != TRANSPORT_ERR_CANCELLED)
             health_record(pp->h, leg->name, pp_available(resp, success),
                           resp->duration_ms);

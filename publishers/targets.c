@@ -638,7 +638,9 @@ static const char *url_problem(const char *s)
 
     if (!h)
         return "out of memory";
-    if (curl_url_set(h, CURLUPART_URL, s, 0) != CURLUE_OK)
+    if (!strstr(s, "://") || strstr(s, "://")[3] == '/')
+        why = "the URL has no host (expected scheme://host[:port]/path)";
+    else if (curl_url_set(h, CURLUPART_URL, s, 0) != CURLUE_OK)
         why = "not a valid URL";
     else if (curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
              (strcasecmp(scheme, "http") != 0 &&
@@ -1454,6 +1456,30 @@ herald_err targets_load_string(const char *yaml, const char *name_for_errors,
     }
     doc_ok = true;
     err = load_document(&c, set);
+    if (!err) {
+        /* One document only: a second one ("---") would be ignored. */
+        yaml_document_t next;
+
+        if (!yaml_parser_load(&parser, &next)) {
+            snprintf(errstr, errstr_size, "%s:%lu:%lu: YAML syntax error: %s",
+                     c.file, (unsigned long)parser.problem_mark.line + 1,
+                     (unsigned long)parser.problem_mark.column + 1,
+                     parser.problem ? parser.problem : "unknown");
+            err = HERALD_ERR_CONFIG;
+        } else {
+            yaml_node_t *root = yaml_document_get_root_node(&next);
+
+            if (root) {
+                snprintf(errstr, errstr_size,
+                         "%s:%lu:%lu: a second YAML document: targets.yaml "
+                         "holds one document",
+                         c.file, (unsigned long)root->start_mark.line + 1,
+                         (unsigned long)root->start_mark.column + 1);
+                err = HERALD_ERR_CONFIG;
+            }
+            yaml_document_delete(&next);
+        }
+    }
 out:
     if (doc_ok)
         yaml_document_delete(&doc);

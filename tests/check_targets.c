@@ -243,6 +243,15 @@ START_TEST(test_errors)
          "characters a-z, 0-9 and '-', not starting or ending with '-', got "
          "\"Ops_Hook\""},
         /* Bad URLs. */
+        /* No host: libcurl alone would read "http:///x" as host x. */
+        {"targets:\n  - name: a\n    type: webhook\n    url: http:///x\n",
+         "t.yaml:4:10: targets[0].url: the URL has no host (expected "
+         "scheme://host[:port]/path), got \"http:///x\""},
+        /* A second document would be ignored. */
+        {"targets:\n  - name: a\n    type: webhook\n    url: http://h/\n"
+         "---\ntargets: []\n",
+         "t.yaml:6:1: a second YAML document: targets.yaml holds one "
+         "document"},
         {"targets:\n  - name: a\n    type: webhook\n    url: ftp://h/x\n",
          "t.yaml:4:10: targets[0].url: the URL scheme must be http or "
          "https, got \"ftp://h/x\""},

@@ -360,9 +360,10 @@ static int cmd_run(int argc, char **argv)
         goto out;
     }
     if (cfg.dlq_topic && strcmp(cfg.dlq_topic, cfg.topic) == 0) {
-        fprintf(stderr, "herald run: --dlq-topic must differ from --topic "
-                        "(\"%s\"): dead-lettered records would be consumed "
-                        "and published again\n",
+        fprintf(stderr,
+                "herald run: --dlq-topic must differ from --topic "
+                "(\"%s\"): dead-lettered records would be consumed "
+                "and published again\n",
                 cfg.topic);
         goto out;
     }

@@ -512,11 +512,10 @@ int replay_main(int argc, char **argv)
      * filters, so that replaying target c never moves the position of a
      * later replay of target b past b's records.
      */
-    if (!group_given &&
-        (ctx.only_target || ctx.only_reason || ctx.has_since ||
-         ctx.has_until)) {
-        snprintf(group_default, sizeof group_default,
-                 "herald-replay%s%s%s%s", ctx.only_target ? ".target=" : "",
+    if (!group_given && (ctx.only_target || ctx.only_reason || ctx.has_since ||
+                         ctx.has_until)) {
+        snprintf(group_default, sizeof group_default, "herald-replay%s%s%s%s",
+                 ctx.only_target ? ".target=" : "",
                  ctx.only_target ? ctx.only_target : "",
                  ctx.only_reason ? ".reason=" : "",
                  ctx.only_reason ? ctx.only_reason : "");
