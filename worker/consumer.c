@@ -948,6 +948,17 @@ static void worker_free(worker *w)
 {
     job *head;
 
+    /*
+     * Order matters. Jobs still in flight here (only after the drain
+     * deadline) are cancelled: every step then finishes at once without
+     * touching the publisher or the dead-letter producer. The publisher
+     * goes first: destroying it completes pending fan-outs, whose
+     * callbacks resume their jobs in the queue, which must still exist;
+     * destroying the queue then runs those continuations.
+     */
+    atomic_store(&w->stopping, true);
+    parallel_destroy(w->pp);
+    w->pp = NULL;
     queue_destroy(w->q);
     /* Jobs the queue handed back while it was destroyed. */
     head = w->done_head;
@@ -959,7 +970,6 @@ static void worker_free(worker *w)
         job_free(head);
         head = next;
     }
-    parallel_destroy(w->pp);
     health_destroy(w->health);
     dlq_destroy(w->dlq);
     targets_registry_destroy(w->targets);
