@@ -6,8 +6,6 @@
  * and the metric counts records by reason.
  */
 #include <check.h>
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,116 +18,56 @@
 #include "worker/log.h"
 #include "worker/metrics.h"
 
+#include "tests/kafka_fixture.h"
 #include "tests/tsan_thrd.h"
 
 #define TOPIC "alerts.dlq"
 #define PARTITIONS 3
 
-static rd_kafka_t *mock_rk;
-static rd_kafka_mock_cluster_t *mock;
-static char bootstraps[256];
+static kafka_fixture *kfx;
+static const char *bootstraps; /* Borrowed from kfx. */
 
 static void mock_setup(void)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char err[256];
 
     log_init(LOG_LEVEL_WARN, LOG_FORMAT_TEXT);
-    /* A handle only for the mock cluster's book keeping. */
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    ck_assert_ptr_nonnull(mock_rk);
-    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
-    ck_assert_ptr_nonnull(mock);
-    snprintf(bootstraps, sizeof bootstraps, "%s",
-             rd_kafka_mock_cluster_bootstraps(mock));
-    ck_assert_int_eq(rd_kafka_mock_topic_create(mock, TOPIC, PARTITIONS, 1), 0);
+    kfx = kafka_fixture_new(1, err, sizeof err);
+    ck_assert_msg(kfx != NULL, "%s", err);
+    bootstraps = kafka_fixture_bootstraps(kfx);
+    ck_assert_int_eq(
+        kafka_fixture_topic_create(kfx, TOPIC, PARTITIONS, err, sizeof err),
+        HERALD_OK);
 }
 
 static void mock_teardown(void)
 {
-    rd_kafka_mock_cluster_destroy(mock);
-    rd_kafka_destroy(mock_rk);
-    mock = NULL;
-    mock_rk = NULL;
+    kafka_fixture_destroy(kfx);
+    kfx = NULL;
+    bootstraps = NULL;
 }
 
-/* The consumer of consume_all(), destroyed by consume_done(). */
-static rd_kafka_t *cons;
-
 /*
- * Reads up to max messages from every partition of TOPIC from the
- * beginning, until max came or 10 s passed. Returns the count; msgs[] are
- * owned by the caller: rd_kafka_message_destroy() each, then call
- * consume_done() (a consumer cannot be destroyed while its messages live).
+ * Reads up to max records from every partition of TOPIC from the
+ * beginning, until max came or 10 s passed. Returns the count; free recs
+ * with kafka_fixture_records_free().
  */
-static int consume_all(rd_kafka_message_t **msgs, int max)
+static int consume_all(kafka_fixture_record *recs, int max)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_topic_partition_list_t *parts;
-    rd_kafka_t *c;
     char err[256];
-    int n = 0;
-    int64_t deadline = admin_now_ms() + 10000;
+    int n = kafka_fixture_read(kfx, TOPIC, recs, max, 10000, err, sizeof err);
 
-    ck_assert_int_eq(rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps,
-                                       err, sizeof err),
-                     RD_KAFKA_CONF_OK);
-    ck_assert_int_eq(
-        rd_kafka_conf_set(conf, "group.id", "check-dlq", err, sizeof err),
-        RD_KAFKA_CONF_OK);
-    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    ck_assert_ptr_nonnull(c);
-    rd_kafka_poll_set_consumer(c);
-    parts = rd_kafka_topic_partition_list_new(PARTITIONS);
-    for (int p = 0; p < PARTITIONS; p++)
-        rd_kafka_topic_partition_list_add(parts, TOPIC, p)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
-    ck_assert_int_eq(rd_kafka_assign(c, parts), 0);
-    rd_kafka_topic_partition_list_destroy(parts);
-    while (n < max && admin_now_ms() < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
-
-        if (!m)
-            continue;
-        if (m->err) {
-            rd_kafka_message_destroy(m);
-            continue;
-        }
-        msgs[n++] = m;
-    }
-    cons = c;
+    ck_assert_msg(n >= 0, "%s", err);
     return n;
 }
 
-static void consume_done(void)
-{
-    rd_kafka_consumer_close(cons);
-    rd_kafka_destroy(cons);
-    cons = NULL;
-}
-
-/* The value of header name of m as a string in out; false when absent. */
-static bool header(const rd_kafka_message_t *m, const char *name, char *out,
-                   size_t out_size)
-{
-    rd_kafka_headers_t *h = NULL;
-    const void *v;
-    size_t len;
-
-    if (rd_kafka_message_headers(m, &h) || !h)
-        return false;
-    if (rd_kafka_header_get_last(h, name, &v, &len))
-        return false;
-    snprintf(out, out_size, "%.*s", (int)len, (const char *)v);
-    return true;
-}
-
-static void assert_header(const rd_kafka_message_t *m, const char *name,
+static void assert_header(const kafka_fixture_record *rec, const char *name,
                           const char *want)
 {
     char got[512];
 
-    ck_assert_msg(header(m, name, got, sizeof got), "header %s missing", name);
+    ck_assert_msg(kafka_fixture_header(rec->headers, name, got, sizeof got),
+                  "header %s missing", name);
     ck_assert_str_eq(got, want);
 }
 
@@ -139,7 +77,7 @@ START_TEST(test_record_headers_key_value)
     const char *props[] = {"client.id=check-dlq"};
     dlq *d = dlq_new(bootstraps, TOPIC, props, 1, errstr, sizeof errstr);
     dlq_record rec = {0};
-    rd_kafka_message_t *msgs[2];
+    kafka_fixture_record msgs[2];
     char val[64];
     int64_t before = admin_wall_ms();
     static const char value[] = "{\"status\":\"firing\",\"labels\":{}}";
@@ -165,26 +103,26 @@ START_TEST(test_record_headers_key_value)
     dlq_destroy(d);
 
     ck_assert_int_eq(consume_all(msgs, 1), 1);
-    ck_assert_uint_eq(msgs[0]->key_len, 16);
-    ck_assert_int_eq(memcmp(msgs[0]->key, "0123456789abcdef", 16), 0);
-    ck_assert_uint_eq(msgs[0]->len, strlen(value));
-    ck_assert_int_eq(memcmp(msgs[0]->payload, value, strlen(value)), 0);
-    assert_header(msgs[0], "herald-reason", "target_failed");
-    assert_header(msgs[0], "herald-error", "HTTP 503 from receiver");
-    assert_header(msgs[0], "herald-source-topic", "alerts");
-    assert_header(msgs[0], "herald-source-partition", "4");
-    assert_header(msgs[0], "herald-source-offset", "123456789012");
-    assert_header(msgs[0], "herald-target", "slack-oncall");
-    assert_header(msgs[0], "herald-http-status", "503");
-    assert_header(msgs[0], "herald-attempts", "3");
-    assert_header(msgs[0], "herald-first-attempt-ms", "1700000000000");
-    assert_header(msgs[0], "herald-last-attempt-ms", "1700000001234");
-    assert_header(msgs[0], "herald-version", HERALD_VERSION);
-    ck_assert(header(msgs[0], "herald-dlq-time-ms", val, sizeof val));
+    ck_assert_uint_eq(msgs[0].key_len, 16);
+    ck_assert_int_eq(memcmp(msgs[0].key, "0123456789abcdef", 16), 0);
+    ck_assert_uint_eq(msgs[0].len, strlen(value));
+    ck_assert_int_eq(memcmp(msgs[0].value, value, strlen(value)), 0);
+    assert_header(&msgs[0], "herald-reason", "target_failed");
+    assert_header(&msgs[0], "herald-error", "HTTP 503 from receiver");
+    assert_header(&msgs[0], "herald-source-topic", "alerts");
+    assert_header(&msgs[0], "herald-source-partition", "4");
+    assert_header(&msgs[0], "herald-source-offset", "123456789012");
+    assert_header(&msgs[0], "herald-target", "slack-oncall");
+    assert_header(&msgs[0], "herald-http-status", "503");
+    assert_header(&msgs[0], "herald-attempts", "3");
+    assert_header(&msgs[0], "herald-first-attempt-ms", "1700000000000");
+    assert_header(&msgs[0], "herald-last-attempt-ms", "1700000001234");
+    assert_header(&msgs[0], "herald-version", HERALD_VERSION);
+    ck_assert(kafka_fixture_header(msgs[0].headers, "herald-dlq-time-ms", val,
+                                   sizeof val));
     ck_assert(strtoll(val, NULL, 10) >= before);
     ck_assert(strtoll(val, NULL, 10) <= admin_wall_ms());
-    rd_kafka_message_destroy(msgs[0]);
-    consume_done();
+    kafka_fixture_records_free(msgs, 1);
 }
 END_TEST
 
@@ -193,7 +131,7 @@ START_TEST(test_null_value_stays_null)
     char errstr[512];
     dlq *d = dlq_new(bootstraps, TOPIC, NULL, 0, errstr, sizeof errstr);
     dlq_record rec = {0};
-    rd_kafka_message_t *msgs[2];
+    kafka_fixture_record msgs[2];
     char val[64];
 
     ck_assert_msg(d != NULL, "%s", errstr);
@@ -207,16 +145,16 @@ START_TEST(test_null_value_stays_null)
     dlq_destroy(d);
 
     ck_assert_int_eq(consume_all(msgs, 1), 1);
-    ck_assert_ptr_null(msgs[0]->payload);
-    ck_assert_uint_eq(msgs[0]->len, 0);
-    ck_assert_ptr_null(msgs[0]->key);
+    ck_assert_ptr_null(msgs[0].value);
+    ck_assert_uint_eq(msgs[0].len, 0);
+    ck_assert_ptr_null(msgs[0].key);
     /* Poison messages have no target header. */
-    ck_assert(!header(msgs[0], "herald-target", val, sizeof val));
-    assert_header(msgs[0], "herald-reason", "null_value");
-    assert_header(msgs[0], "herald-http-status", "0");
-    assert_header(msgs[0], "herald-first-attempt-ms", "0");
-    rd_kafka_message_destroy(msgs[0]);
-    consume_done();
+    ck_assert(!kafka_fixture_header(msgs[0].headers, "herald-target", val,
+                                    sizeof val));
+    assert_header(&msgs[0], "herald-reason", "null_value");
+    assert_header(&msgs[0], "herald-http-status", "0");
+    assert_header(&msgs[0], "herald-first-attempt-ms", "0");
+    kafka_fixture_records_free(msgs, 1);
 }
 END_TEST
 
@@ -252,7 +190,7 @@ START_TEST(test_concurrent_writers)
     char errstr[512];
     dlq *d = dlq_new(bootstraps, TOPIC, NULL, 0, errstr, sizeof errstr);
     pthread_t th[WRITERS];
-    rd_kafka_message_t *msgs[WRITERS * WRITES_EACH + 1];
+    kafka_fixture_record msgs[WRITERS * WRITES_EACH + 1];
     int n;
 
     ck_assert_msg(d != NULL, "%s", errstr);
@@ -267,9 +205,7 @@ START_TEST(test_concurrent_writers)
     dlq_destroy(d);
     n = consume_all(msgs, WRITERS * WRITES_EACH);
     ck_assert_int_eq(n, WRITERS * WRITES_EACH);
-    for (int i = 0; i < n; i++)
-        rd_kafka_message_destroy(msgs[i]);
-    consume_done();
+    kafka_fixture_records_free(msgs, n);
 }
 END_TEST
 
@@ -279,7 +215,8 @@ START_TEST(test_timeout_when_broker_down)
     dlq *d;
     dlq_record rec = {0};
 
-    ck_assert_int_eq(rd_kafka_mock_broker_set_down(mock, 1), 0);
+    ck_assert_int_eq(rd_kafka_mock_broker_set_down(kafka_fixture_mock(kfx), 1),
+                     0);
     d = dlq_new(bootstraps, TOPIC, NULL, 0, errstr, sizeof errstr);
     ck_assert_msg(d != NULL, "%s", errstr);
     rec.reason = "target_failed";
@@ -289,7 +226,8 @@ START_TEST(test_timeout_when_broker_down)
     ck_assert_ptr_nonnull(strstr(errstr, "may still be delivered"));
     /* The broker comes back: the abandoned record is delivered late and
      * destroy frees its waiter (the sanitizers check for leaks). */
-    ck_assert_int_eq(rd_kafka_mock_broker_set_up(mock, 1), 0);
+    ck_assert_int_eq(rd_kafka_mock_broker_set_up(kafka_fixture_mock(kfx), 1),
+                     0);
     dlq_destroy(d);
 }
 END_TEST

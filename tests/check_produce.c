@@ -9,7 +9,6 @@
  */
 #include <check.h>
 #include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -24,31 +23,29 @@
 #include "worker/produce.h"
 #include "worker/replay.h"
 
+#include "tests/kafka_fixture.h"
 #include "tests/tsan_thrd.h"
 
 #define TOPIC "alerts"
 #define PARTITIONS 3
 #define MAX_MSGS 16
 
-static rd_kafka_t *mock_rk;
-static rd_kafka_mock_cluster_t *mock;
-static char bootstraps[256];
+static kafka_fixture *kfx;
+static const char *bootstraps; /* Borrowed from kfx. */
 static char input_path[64];
 
 static void mock_setup(void)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char err[256];
     int fd;
 
     log_init(LOG_LEVEL_ERROR, LOG_FORMAT_TEXT);
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    ck_assert_ptr_nonnull(mock_rk);
-    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
-    ck_assert_ptr_nonnull(mock);
-    snprintf(bootstraps, sizeof bootstraps, "%s",
-             rd_kafka_mock_cluster_bootstraps(mock));
-    ck_assert_int_eq(rd_kafka_mock_topic_create(mock, TOPIC, PARTITIONS, 1), 0);
+    kfx = kafka_fixture_new(1, err, sizeof err);
+    ck_assert_msg(kfx != NULL, "%s", err);
+    bootstraps = kafka_fixture_bootstraps(kfx);
+    ck_assert_int_eq(
+        kafka_fixture_topic_create(kfx, TOPIC, PARTITIONS, err, sizeof err),
+        HERALD_OK);
     snprintf(input_path, sizeof input_path, "/tmp/check_produce.XXXXXX");
     fd = mkstemp(input_path);
     ck_assert_int_ge(fd, 0);
@@ -58,10 +55,9 @@ static void mock_setup(void)
 static void mock_teardown(void)
 {
     unlink(input_path);
-    rd_kafka_mock_cluster_destroy(mock);
-    rd_kafka_destroy(mock_rk);
-    mock = NULL;
-    mock_rk = NULL;
+    kafka_fixture_destroy(kfx);
+    kfx = NULL;
+    bootstraps = NULL;
 }
 
 static void write_input(const char *text)
@@ -81,7 +77,7 @@ static int run_produce(const char *const *flags, int n_flags)
 
     argv[argc++] = "produce";
     argv[argc++] = "--brokers";
-    argv[argc++] = bootstraps;
+    argv[argc++] = (char *)bootstraps;
     argv[argc++] = "--topic";
     argv[argc++] = TOPIC;
     for (int i = 0; i < n_flags; i++)
@@ -91,66 +87,23 @@ static int run_produce(const char *const *flags, int n_flags)
     return produce_main(argc, argv);
 }
 
-/* One consumed message, copied out of librdkafka. */
-typedef struct got_msg {
-    char key[256];
-    bool has_key;
-    char *value; /* NULL for a null value; owned. */
-    size_t len;
-} got_msg;
+/* A consumed message: key and value are NUL-terminated copies. */
+typedef kafka_fixture_record got_msg;
 
 /* Reads every partition from the beginning until want messages came or
  * 10 s passed. Returns the count. */
 static int consume_all(got_msg *msgs, int want)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_topic_partition_list_t *parts;
-    rd_kafka_t *c;
     char err[256];
-    int n = 0;
-    int64_t deadline = admin_now_ms() + 10000;
+    int n = kafka_fixture_read(kfx, TOPIC, msgs, want, 10000, err, sizeof err);
 
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, err, sizeof err);
-    rd_kafka_conf_set(conf, "group.id", "check-produce", err, sizeof err);
-    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    ck_assert_ptr_nonnull(c);
-    rd_kafka_poll_set_consumer(c);
-    parts = rd_kafka_topic_partition_list_new(PARTITIONS);
-    for (int p = 0; p < PARTITIONS; p++)
-        rd_kafka_topic_partition_list_add(parts, TOPIC, p)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
-    ck_assert_int_eq(rd_kafka_assign(c, parts), 0);
-    rd_kafka_topic_partition_list_destroy(parts);
-    while (n < want && admin_now_ms() < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
-
-        if (!m)
-            continue;
-        if (!m->err) {
-            got_msg *g = &msgs[n++];
-
-            g->has_key = m->key != NULL;
-            snprintf(g->key, sizeof g->key, "%.*s", (int)m->key_len,
-                     m->key ? (const char *)m->key : "");
-            g->value = NULL;
-            g->len = m->len;
-            if (m->payload) {
-                g->value = malloc(m->len + 1);
-                memcpy(g->value, m->payload, m->len);
-                g->value[m->len] = '\0';
-            }
-        }
-        rd_kafka_message_destroy(m);
-    }
-    rd_kafka_consumer_close(c);
-    rd_kafka_destroy(c);
+    ck_assert_msg(n >= 0, "%s", err);
     return n;
 }
 
 static void free_msgs(got_msg *msgs, int n)
 {
-    for (int i = 0; i < n; i++)
-        free(msgs[i].value);
+    kafka_fixture_records_free(msgs, n);
 }
 
 /* The message whose value contains needle, or NULL. */
@@ -281,7 +234,7 @@ START_TEST(test_invalid_lines_skipped_or_allowed)
     ck_assert_int_eq(n, 3);
     /* Only the allowed run produced the bad line, without a key. */
     ck_assert_ptr_nonnull(find_msg(msgs, n, "not json"));
-    ck_assert(!find_msg(msgs, n, "not json")->has_key);
+    ck_assert_ptr_null(find_msg(msgs, n, "not json")->key);
     free_msgs(msgs, n);
 }
 END_TEST
@@ -297,7 +250,7 @@ START_TEST(test_null_values)
     n = consume_all(msgs, 1);
     ck_assert_int_eq(n, 1);
     ck_assert_ptr_null(msgs[0].value);
-    ck_assert(!msgs[0].has_key);
+    ck_assert_ptr_null(msgs[0].key);
     free_msgs(msgs, n);
 }
 END_TEST
@@ -306,7 +259,7 @@ START_TEST(test_usage_errors)
 {
     const char *bad_prop[] = {"-X", "no.such.property=1"};
     const char *bad_key[] = {"--key-from", "label"};
-    char *no_topic[] = {"produce", "--brokers", bootstraps, NULL};
+    char *no_topic[] = {"produce", "--brokers", (char *)bootstraps, NULL};
     char *help[] = {"produce", "--help", NULL};
 
     write_input("{}\n");

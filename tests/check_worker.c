@@ -23,7 +23,6 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 #include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -41,6 +40,7 @@
 #include "worker/metrics.h"
 #include "worker/worker.h"
 
+#include "tests/kafka_fixture.h"
 #include "tests/tsan_thrd.h"
 
 #define PARTITIONS 3
@@ -318,24 +318,18 @@ static int srv_max_current(int p)
 /* Mock cluster, producer, dead-letter reader                           */
 /* ------------------------------------------------------------------ */
 
-static rd_kafka_t *mock_rk;
-static rd_kafka_mock_cluster_t *mock;
-static char bootstraps[256];
+static kafka_fixture *kfx;
+static const char *bootstraps; /* Borrowed from kfx. */
 static char targets_path[64];
 
 static void setup(void)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char err[256];
     int fd;
 
-    /* A handle only for the mock cluster's book keeping. */
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    ck_assert_ptr_nonnull(mock_rk);
-    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
-    ck_assert_ptr_nonnull(mock);
-    snprintf(bootstraps, sizeof(bootstraps), "%s",
-             rd_kafka_mock_cluster_bootstraps(mock));
+    kfx = kafka_fixture_new(1, err, sizeof(err));
+    ck_assert_msg(kfx != NULL, "%s", err);
+    bootstraps = kafka_fixture_bootstraps(kfx);
     snprintf(targets_path, sizeof(targets_path), "/tmp/check_worker.XXXXXX");
     fd = mkstemp(targets_path);
     ck_assert_int_ge(fd, 0);
@@ -347,20 +341,24 @@ static void teardown(void)
 {
     srv_stop();
     unlink(targets_path);
-    rd_kafka_mock_cluster_destroy(mock);
-    rd_kafka_destroy(mock_rk);
-    mock = NULL;
-    mock_rk = NULL;
+    kafka_fixture_destroy(kfx);
+    kfx = NULL;
+    bootstraps = NULL;
 }
 
 /* Creates topic (PARTITIONS partitions) and topic.dlq (1 partition). */
 static void topics_create(const char *topic)
 {
     char dlq_name[128];
+    char err[256];
 
     snprintf(dlq_name, sizeof(dlq_name), "%s.dlq", topic);
-    ck_assert_int_eq(rd_kafka_mock_topic_create(mock, topic, PARTITIONS, 1), 0);
-    ck_assert_int_eq(rd_kafka_mock_topic_create(mock, dlq_name, 1, 1), 0);
+    ck_assert_msg(kafka_fixture_topic_create(kfx, topic, PARTITIONS, err,
+                                             sizeof(err)) == HERALD_OK,
+                  "%s", err);
+    ck_assert_msg(kafka_fixture_topic_create(kfx, dlq_name, 1, err,
+                                             sizeof(err)) == HERALD_OK,
+                  "%s", err);
 }
 
 /*
@@ -477,20 +475,32 @@ typedef struct dlq_seen {
     bool has_target;
 } dlq_seen;
 
-static bool header_get(const rd_kafka_message_t *m, const char *name, char *out,
-                       size_t out_size)
+/* Fills out[index] from the dead-letter record m. */
+static void dlq_seen_fill(const rd_kafka_message_t *m, int index, void *opaque)
 {
+    dlq_seen *s = &((dlq_seen *)opaque)[index];
     rd_kafka_headers_t *h = NULL;
-    const void *v;
-    size_t len;
 
-    out[0] = '\0';
-    if (rd_kafka_message_headers(m, &h) || !h)
-        return false;
-    if (rd_kafka_header_get_last(h, name, &v, &len))
-        return false;
-    snprintf(out, out_size, "%.*s", (int)len, (const char *)v);
-    return true;
+    memset(s, 0, sizeof(*s));
+    if (rd_kafka_message_headers(m, &h))
+        h = NULL;
+    kafka_fixture_header(h, "herald-reason", s->reason, sizeof(s->reason));
+    s->has_target =
+        kafka_fixture_header(h, "herald-target", s->target, sizeof(s->target));
+    kafka_fixture_header(h, "herald-source-topic", s->source_topic,
+                         sizeof(s->source_topic));
+    kafka_fixture_header(h, "herald-source-partition", s->source_partition,
+                         sizeof(s->source_partition));
+    kafka_fixture_header(h, "herald-source-offset", s->source_offset,
+                         sizeof(s->source_offset));
+    kafka_fixture_header(h, "herald-attempts", s->attempts,
+                         sizeof(s->attempts));
+    kafka_fixture_header(h, "herald-http-status", s->http_status,
+                         sizeof(s->http_status));
+    snprintf(s->key, sizeof(s->key), "%.*s", (int)m->key_len,
+             m->key ? (const char *)m->key : "");
+    snprintf(s->value, sizeof(s->value), "%.*s", (int)m->len,
+             m->payload ? (const char *)m->payload : "");
 }
 
 /*
@@ -501,61 +511,15 @@ static bool header_get(const rd_kafka_message_t *m, const char *name, char *out,
 static int dlq_read(const char *topic, dlq_seen *out, int max, int want,
                     int timeout_ms)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_topic_partition_list_t *parts;
-    rd_kafka_t *c;
-    char err[256];
     char dlq_name[128];
-    int n = 0;
-    int64_t deadline = admin_now_ms() + timeout_ms;
+    char err[256];
+    int n;
 
     snprintf(dlq_name, sizeof(dlq_name), "%s.dlq", topic);
-    ck_assert_int_eq(rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps,
-                                       err, sizeof(err)),
-                     RD_KAFKA_CONF_OK);
-    ck_assert_int_eq(rd_kafka_conf_set(conf, "group.id", "check-worker-dlq",
-                                       err, sizeof(err)),
-                     RD_KAFKA_CONF_OK);
-    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    ck_assert_ptr_nonnull(c);
-    rd_kafka_poll_set_consumer(c);
-    parts = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(parts, dlq_name, 0)->offset =
-        RD_KAFKA_OFFSET_BEGINNING;
-    ck_assert_int_eq(rd_kafka_assign(c, parts), 0);
-    rd_kafka_topic_partition_list_destroy(parts);
-    while (n < want && n < max && admin_now_ms() < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
-        dlq_seen *s = &out[n];
-
-        if (!m)
-            continue;
-        if (m->err) {
-            rd_kafka_message_destroy(m);
-            continue;
-        }
-        memset(s, 0, sizeof(*s));
-        header_get(m, "herald-reason", s->reason, sizeof(s->reason));
-        s->has_target =
-            header_get(m, "herald-target", s->target, sizeof(s->target));
-        header_get(m, "herald-source-topic", s->source_topic,
-                   sizeof(s->source_topic));
-        header_get(m, "herald-source-partition", s->source_partition,
-                   sizeof(s->source_partition));
-        header_get(m, "herald-source-offset", s->source_offset,
-                   sizeof(s->source_offset));
-        header_get(m, "herald-attempts", s->attempts, sizeof(s->attempts));
-        header_get(m, "herald-http-status", s->http_status,
-                   sizeof(s->http_status));
-        snprintf(s->key, sizeof(s->key), "%.*s", (int)m->key_len,
-                 m->key ? (const char *)m->key : "");
-        snprintf(s->value, sizeof(s->value), "%.*s", (int)m->len,
-                 m->payload ? (const char *)m->payload : "");
-        n++;
-        rd_kafka_message_destroy(m);
-    }
-    rd_kafka_consumer_close(c);
-    rd_kafka_destroy(c);
+    n = kafka_fixture_read_each(kfx, dlq_name, want < max ? want : max,
+                                timeout_ms, dlq_seen_fill, out, err,
+                                sizeof(err));
+    ck_assert_msg(n >= 0, "%s", err);
     return n;
 }
 
