@@ -856,8 +856,13 @@ api_server *api_new(const api_config *cfg, char *errstr, size_t errstr_size)
     flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
             (ipv6 ? MHD_USE_IPv6 : 0);
     /* The logger goes first so that errors about later options reach it. */
+    /* The port argument only feeds libmicrohttpd's own messages (the
+     * address comes from MHD_OPTION_SOCK_ADDR): give it the real one. */
     srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, api_access, srv, MHD_OPTION_EXTERNAL_LOGGER,
+        flags,
+        ntohs(ipv6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                   : ((struct sockaddr_in *)&ss)->sin_port),
+        NULL, NULL, api_access, srv, MHD_OPTION_EXTERNAL_LOGGER,
         api_mhd_log, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         /* One thread means no pool (libmicrohttpd warns about a pool of
          * one). */
