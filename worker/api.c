@@ -862,8 +862,8 @@ api_server *api_new(const api_config *cfg, char *errstr, size_t errstr_size)
         flags,
         ntohs(ipv6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                    : ((struct sockaddr_in *)&ss)->sin_port),
-        NULL, NULL, api_access, srv, MHD_OPTION_EXTERNAL_LOGGER,
-        api_mhd_log, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        NULL, NULL, api_access, srv, MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log,
+        srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         /* One thread means no pool (libmicrohttpd warns about a pool of
          * one). */
         MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0u,
