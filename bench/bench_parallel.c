@@ -32,8 +32,8 @@
 
 #include "publishers/parallel.h"
 #include "tests/http_fixture.h"
-#include "worker/log.h"
-#include "worker/metrics.h"
+#include "core/log.h"
+#include "core/metrics.h"
 
 #define MAX_TARGETS 10
 #define SLOW_MS 50

@@ -15,7 +15,7 @@
 
 #include "publishers/parallel.h"
 #include "publishers/targets.h"
-#include "worker/log.h"
+#include "core/log.h"
 
 static void report(const char *what, herald_err err, const publish_result *res)
 {

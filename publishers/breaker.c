@@ -27,8 +27,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "worker/log.h"
-#include "worker/metrics.h"
+#include "core/log.h"
+#include "core/metrics.h"
 
 /*
  * The rate window is cut into this many buckets; a bucket expires as a
@@ -80,14 +80,6 @@ struct breaker_changes {
     struct breaker_change items[BREAKER_MAX_CHANGES];
     int n;
 };
-
-int64_t herald_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *breaker_state_name(breaker_state state)
 {

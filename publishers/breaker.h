@@ -59,7 +59,4 @@ const char *breaker_state_name(breaker_state state);
 /* Fills cfg with the defaults listed above. */
 void breaker_config_default(target_breaker *cfg);
 
-/* Monotonic clock in milliseconds (CLOCK_MONOTONIC). Any thread. */
-int64_t herald_now_ms(void);
-
 #endif

@@ -34,6 +34,7 @@
  * happens while it is held. The metrics registry (a leaf lock) is updated
  * under it so that the status gauge follows the order of changes.
  */
+#include "core/clock.h"
 #include "publishers/health.h"
 
 #include <curl/curl.h>
@@ -51,8 +52,8 @@
 #include <unistd.h>
 
 #include "publishers/breaker.h"
-#include "worker/log.h"
-#include "worker/metrics.h"
+#include "core/log.h"
+#include "core/metrics.h"
 
 /* Results looked back on for "a recent failure" (see the top comment). */
 #define HEALTH_RECENT 5

@@ -23,9 +23,9 @@
 #include <stddef.h>
 
 #include "publishers/target.h"
-#include "worker/alert.h"
-#include "worker/buf.h"
-#include "worker/err.h"
+#include "core/alert.h"
+#include "core/buf.h"
+#include "core/err.h"
 
 /*
  * Parses one matcher string into out (caller-allocated; zeroed by this

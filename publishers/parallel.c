@@ -53,10 +53,10 @@
 #include <time.h>
 
 #include "publishers/backoff.h"
-#include "worker/buf.h"
-#include "worker/heap.h"
-#include "worker/log.h"
-#include "worker/metrics.h"
+#include "core/buf.h"
+#include "core/heap.h"
+#include "core/log.h"
+#include "core/metrics.h"
 
 #define PP_COMPONENT "publisher"
 /* Largest request body a plugin may build, bytes. Alert payloads are a

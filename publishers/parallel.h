@@ -77,7 +77,7 @@
  * and on the publisher's timer thread ("herald-pp-timer"). Every function
  * here may be called from any thread, concurrently, on the same publisher.
  *
- * Observability (worker/metrics.h): herald_publish_duration_seconds{result}
+ * Observability (core/metrics.h): herald_publish_duration_seconds{result}
  * (histogram), herald_publishes_total{result} with result success,
  * partial_success or failure, herald_target_deliveries_total{target,outcome},
  * herald_target_failures_total{target,error_type},
@@ -100,8 +100,8 @@
 #include "publishers/health.h"
 #include "publishers/target.h"
 #include "publishers/transport.h"
-#include "worker/alert.h"
-#include "worker/err.h"
+#include "core/alert.h"
+#include "core/err.h"
 
 struct json_object;
 

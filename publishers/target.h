@@ -24,9 +24,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "worker/alert.h"
-#include "worker/buf.h"
-#include "worker/err.h"
+#include "core/alert.h"
+#include "core/buf.h"
+#include "core/err.h"
 
 struct target_plugin;
 

@@ -32,7 +32,7 @@
 
 #include "publishers/matchers.h"
 #include "publishers/plugins.h"
-#include "worker/buf.h"
+#include "core/buf.h"
 
 /* ------------------------------------------------------------------ */
 /* Schema                                                              */
@@ -231,17 +231,6 @@ static herald_err meta_add_env(tmeta *m, const void *field)
     return HERALD_OK;
 }
 
-static void kvs_free(alert_kvs *kvs)
-{
-    for (size_t i = 0; i < kvs->n; i++) {
-        free(kvs->items[i].name);
-        free(kvs->items[i].value);
-    }
-    free(kvs->items);
-    kvs->items = NULL;
-    kvs->n = 0;
-}
-
 static void free_gen_fields(target *tgt, const gkey *keys)
 {
     for (const gkey *k = keys; k->key; k++) {
@@ -281,7 +270,7 @@ static void type_config_free(target *tgt)
             free(*(char **)base);
             *(char **)base = NULL;
             break;
-        case TARGET_KEY_MAP: kvs_free((alert_kvs *)base); break;
+        case TARGET_KEY_MAP: alert_kvs_free((alert_kvs *)base); break;
         default: break;
         }
     }
@@ -1037,7 +1026,7 @@ static herald_err parse_map_kvs(lctx *c, alert_kvs *kvs, yaml_node_t *map,
     err = check_dup_keys(c, map, path);
     if (err)
         return err;
-    kvs_free(kvs);
+    alert_kvs_free(kvs);
     n = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
     if (n == 0)
         return HERALD_OK;

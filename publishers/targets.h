@@ -51,7 +51,7 @@
 #include <time.h>
 
 #include "publishers/target.h"
-#include "worker/err.h"
+#include "core/err.h"
 
 /* Longest targets.yaml accepted, bytes (a few thousand targets fit). */
 #define TARGETS_MAX_FILE_BYTES (4 * 1024 * 1024)

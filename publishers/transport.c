@@ -41,8 +41,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "worker/buf.h"
-#include "worker/log.h"
+#include "core/buf.h"
+#include "core/log.h"
 
 #define TP_COMPONENT "transport"
 /* Longest poll: a bound, so that a missed wakeup costs at most this. */

@@ -35,8 +35,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/clock.h"
 #include "publishers/target.h"
-#include "worker/err.h"
+#include "core/err.h"
 
 /* Transport error code used for requests failed by transport_destroy()
  * (libcurl's CURLE_ABORTED_BY_CALLBACK). http_response.error is

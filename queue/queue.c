@@ -12,7 +12,7 @@
  * the heap while one of its jobs runs, which is the whole per-key ordering
  * argument, and a key's heap position never changes while it is in the heap
  * (its head only changes when it is popped), so the heap needs only push and
- * pop. Both heaps are worker/heap.h min-heaps guarded by q->lock.
+ * pop. Both heaps are core/heap.h min-heaps guarded by q->lock.
  *
  * Invariants, all under q->lock:
  *   size == queued nodes + running;  size <= capacity;
@@ -73,6 +73,7 @@
  * reads the counters; the dispatcher threads (fixed pool, started by
  * queue_new(), joined by queue_destroy()) run the jobs and continuations.
  */
+#include "core/clock.h"
 #include "queue/queue.h"
 
 #include <errno.h>
@@ -84,7 +85,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "worker/heap.h"
+#include "core/heap.h"
 
 /* One queued job. */
 typedef struct queue_node {

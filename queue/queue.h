@@ -56,7 +56,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "worker/err.h"
+#include "core/clock.h"
+#include "core/err.h"
 
 typedef struct queue queue;
 

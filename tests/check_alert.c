@@ -1,5 +1,5 @@
 /*
- * check_alert.c: the message parser (worker/alert.c): every input form,
+ * check_alert.c: the message parser (core/alert.c): every input form,
  * every poison kind with its reason and field path, and fingerprints as
  * Prometheus computes them. The fingerprint vectors were produced with
  * prometheus/common model.LabelSet.Fingerprint().
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "worker/alert.h"
+#include "core/alert.h"
 
 static herald_err parse(const char *s, alert_batch *b, alert_reason *r,
                         char *err, size_t n)

@@ -14,9 +14,9 @@
 
 #include "tests/check_main.h"
 #include "worker/api.h"
-#include "worker/buf.h"
-#include "worker/log.h"
-#include "worker/metrics.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/metrics.h"
 
 #define TOKEN "s3cret-token"
 #define MAX_BODY 4096

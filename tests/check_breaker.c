@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "publishers/breaker.h"
-#include "worker/log.h"
-#include "worker/metrics.h"
+#include "core/log.h"
+#include "core/metrics.h"
 
 static target_breaker cfg_make(int failures, int open_ms, int successes,
                                int probes)

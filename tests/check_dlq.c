@@ -13,10 +13,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "worker/admin.h"
+#include "core/clock.h"
+#include "core/admin.h"
 #include "worker/dlq.h"
-#include "worker/log.h"
-#include "worker/metrics.h"
+#include "core/log.h"
+#include "core/metrics.h"
 
 #include "tests/kafka_fixture.h"
 #include "tests/tsan_thrd.h"
@@ -79,7 +80,7 @@ START_TEST(test_record_headers_key_value)
     dlq_record rec = {0};
     kafka_fixture_record msgs[2];
     char val[64];
-    int64_t before = admin_wall_ms();
+    int64_t before = herald_wall_ms();
     static const char value[] = "{\"status\":\"firing\",\"labels\":{}}";
 
     ck_assert_msg(d != NULL, "%s", errstr);
@@ -121,7 +122,7 @@ START_TEST(test_record_headers_key_value)
     ck_assert(kafka_fixture_header(msgs[0].headers, "herald-dlq-time-ms", val,
                                    sizeof val));
     ck_assert(strtoll(val, NULL, 10) >= before);
-    ck_assert(strtoll(val, NULL, 10) <= admin_wall_ms());
+    ck_assert(strtoll(val, NULL, 10) <= herald_wall_ms());
     kafka_fixture_records_free(msgs, 1);
 }
 END_TEST

@@ -17,8 +17,8 @@
 #include "publishers/health.h"
 #include "tests/check_main.h"
 #include "tests/http_fixture.h"
-#include "worker/log.h"
-#include "worker/metrics.h"
+#include "core/log.h"
+#include "core/metrics.h"
 
 /*
  * How long the slow endpoint takes, and the latency judged degraded where

@@ -1,5 +1,5 @@
 /*
- * check_heap.c: the binary min-heap (worker/heap.c): pops come out in the
+ * check_heap.c: the binary min-heap (core/heap.c): pops come out in the
  * order of a sorted model over many seeded random pushes, pops and
  * removes; ties with and without a sequence number; the moved() index of
  * every item is right after every call (and HEAP_NO_INDEX once it left);
@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "tests/check_main.h"
-#include "worker/heap.h"
+#include "core/heap.h"
 
 /* Items per random run: enough for a deep tree and many sift paths. */
 #define N_ITEMS 512

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "publishers/breaker.h"
 
 /*

@@ -1,5 +1,5 @@
 /*
- * check_metrics.c: tests of the Prometheus registry (worker/metrics.c).
+ * check_metrics.c: tests of the Prometheus registry (core/metrics.c).
  *
  * The registry is process-wide, so every test starts and ends with
  * metrics_shutdown() (a checked fixture) and asserts on the exact exposition
@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "worker/metrics.h"
+#include "core/metrics.h"
 
 static void setup(void)
 {

@@ -20,13 +20,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "publishers/breaker.h"
 #include "publishers/health.h"
 #include "publishers/parallel.h"
 #include "tests/check_main.h"
 #include "tests/http_fixture.h"
-#include "worker/log.h"
-#include "worker/metrics.h"
+#include "core/log.h"
+#include "core/metrics.h"
 
 static const http_fixture_rule rules[] = {
     {.path = "/ok"},

@@ -1,6 +1,6 @@
 /*
- * check_produce.c: tests of `herald produce` (worker/produce), the admin
- * helpers (worker/admin) and the replay time parser (worker/replay) against
+ * check_produce.c: tests of `herald produce` (tools/produce), the admin
+ * helpers (core/admin) and the replay time parser (tools/replay) against
  * librdkafka's in-process mock cluster (rdkafka_mock.h).
  *
  * The mock cluster does not implement the CreateTopics Admin API, so
@@ -17,11 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "worker/admin.h"
-#include "worker/alert.h"
-#include "worker/log.h"
-#include "worker/produce.h"
-#include "worker/replay.h"
+#include "core/admin.h"
+#include "core/alert.h"
+#include "core/log.h"
+#include "tools/produce.h"
+#include "tools/replay.h"
 
 #include "tests/kafka_fixture.h"
 #include "tests/tsan_thrd.h"

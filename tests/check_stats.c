@@ -1,5 +1,5 @@
 /*
- * check_stats.c: tests of the /stats aggregator (worker/stats.c): totals,
+ * check_stats.c: tests of the /stats aggregator (core/stats.c): totals,
  * success rates, quantile precision, annotation, bounds and concurrency.
  */
 #include <check.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "worker/stats.h"
+#include "core/stats.h"
 
 /* Follows a path of object keys; fails the test when one is missing. */
 static json_object *get(json_object *o, const char *a, const char *b,

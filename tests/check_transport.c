@@ -14,11 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "publishers/breaker.h"
 #include "publishers/transport.h"
 #include "tests/check_main.h"
 #include "tests/http_fixture.h"
-#include "worker/log.h"
+#include "core/log.h"
 
 static const http_fixture_rule rules[] = {
     {.path = "/ok"},

@@ -34,10 +34,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "worker/admin.h"
-#include "worker/buf.h"
-#include "worker/log.h"
-#include "worker/metrics.h"
+#include "core/clock.h"
+#include "core/admin.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/metrics.h"
 #include "worker/worker.h"
 
 #include "tests/kafka_fixture.h"
@@ -63,12 +64,12 @@ static void sleep_ms(int ms)
  */
 static bool wait_until(bool (*cond)(void *), void *arg, int timeout_ms)
 {
-    int64_t deadline = admin_now_ms() + timeout_ms;
+    int64_t deadline = herald_now_ms() + timeout_ms;
 
     for (;;) {
         if (cond(arg))
             return true;
-        if (admin_now_ms() >= deadline)
+        if (herald_now_ms() >= deadline)
             return cond(arg);
         sleep_ms(10);
     }

@@ -13,6 +13,7 @@
  * are written only by http_fixture_new, before the daemon starts, so the
  * daemon threads read them without a lock; every counter is atomic.
  */
+#include "core/clock.h"
 #include "tests/http_fixture.h"
 
 #include <arpa/inet.h>

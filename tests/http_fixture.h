@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/clock.h"
 #include "publishers/target.h"
 
 typedef struct http_fixture http_fixture;

@@ -14,13 +14,14 @@
  * setup, body and teardown); only kafka_fixture_bootstraps() and
  * kafka_fixture_header() may be called elsewhere.
  */
+#include "core/clock.h"
 #include "tests/kafka_fixture.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "worker/admin.h"
+#include "core/admin.h"
 
 /* A poll period short enough to notice the deadline promptly, in ms. */
 #define KFX_POLL_MS 100
@@ -179,7 +180,7 @@ int kafka_fixture_read_each(kafka_fixture *kfx, const char *topic, int max,
     rd_kafka_topic_partition_list_t *parts;
     rd_kafka_resp_err_t err;
     rd_kafka_t *c;
-    int64_t deadline = admin_now_ms() + timeout_ms;
+    int64_t deadline = herald_now_ms() + timeout_ms;
     int n = 0;
 
     if (partitions == 0) {
@@ -203,7 +204,7 @@ int kafka_fixture_read_each(kafka_fixture *kfx, const char *topic, int max,
         n = -1;
         goto done;
     }
-    while (n < max && admin_now_ms() < deadline) {
+    while (n < max && herald_now_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c, KFX_POLL_MS);
 
         if (!m)

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "worker/err.h"
+#include "core/err.h"
 
 typedef struct kafka_fixture kafka_fixture;
 

@@ -15,7 +15,7 @@
 #include <strings.h>
 
 #include "publishers/targets.h"
-#include "worker/alert.h"
+#include "core/alert.h"
 
 /* Shared by the plugin tests: alerts from JSON, targets from YAML, golden
  * comparison of JSON bodies. */

@@ -36,9 +36,9 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include "worker/buf.h"
-#include "worker/log.h"
-#include "worker/metrics.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/metrics.h"
 
 #define API_DEFAULT_LISTEN "127.0.0.1:8080"
 /* 1 MiB: an Alertmanager payload with one alert is a few KiB. */

@@ -41,8 +41,8 @@
 
 #include <json-c/json.h>
 
-#include "worker/alert.h"
-#include "worker/err.h"
+#include "core/alert.h"
+#include "core/err.h"
 
 typedef struct api_server api_server;
 

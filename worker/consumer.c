@@ -20,11 +20,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "publishers/breaker.h"
-#include "worker/admin.h"
+#include "core/admin.h"
 #include "worker/api.h"
-#include "worker/log.h"
-#include "worker/metrics.h"
+#include "core/log.h"
+#include "core/metrics.h"
 #include "worker/worker_int.h"
 
 #define POLL_MS 100

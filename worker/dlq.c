@@ -14,6 +14,7 @@
  * every waiter's done/abandoned/err fields; each waiter has its own
  * condition variable (CLOCK_MONOTONIC) so a report wakes only its writer.
  */
+#include "core/clock.h"
 #include "worker/dlq.h"
 
 #include <errno.h>
@@ -27,9 +28,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "worker/admin.h"
-#include "worker/log.h"
-#include "worker/metrics.h"
+#include "core/admin.h"
+#include "core/log.h"
+#include "core/metrics.h"
 
 #ifndef HERALD_VERSION
 #define HERALD_VERSION "unknown"
@@ -222,7 +223,7 @@ static rd_kafka_headers_t *dlq_headers_new(const dlq_record *rec)
          dlq_hdr_i64(h, "herald-first-attempt-ms", rec->first_attempt_ms) &&
          dlq_hdr_i64(h, "herald-last-attempt-ms", rec->last_attempt_ms) &&
          dlq_hdr_str(h, "herald-version", HERALD_VERSION) &&
-         dlq_hdr_i64(h, "herald-dlq-time-ms", admin_wall_ms());
+         dlq_hdr_i64(h, "herald-dlq-time-ms", herald_wall_ms());
     if (!ok) {
         rd_kafka_headers_destroy(h);
         return NULL;

@@ -36,7 +36,7 @@
  * write running. The dlq owns one producer rd_kafka_t and one background
  * thread that polls it for delivery reports; no other thread polls it.
  *
- * Metrics (worker/metrics.h): herald_dlq_records_total{reason} counts
+ * Metrics (core/metrics.h): herald_dlq_records_total{reason} counts
  * acknowledged records, herald_dlq_errors_total counts failed or timed-out
  * writes.
  */
@@ -46,7 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "worker/err.h"
+#include "core/err.h"
 
 typedef struct dlq dlq;
 

@@ -37,10 +37,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "publishers/backoff.h"
 #include "publishers/breaker.h"
-#include "worker/log.h"
-#include "worker/metrics.h"
+#include "core/log.h"
+#include "core/metrics.h"
 #include "worker/worker_int.h"
 
 static const char *COMP = "job";

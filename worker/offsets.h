@@ -38,7 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "worker/err.h"
+#include "core/err.h"
 
 typedef struct offset_tracker offset_tracker;
 

@@ -19,8 +19,8 @@
 #include <stdint.h>
 
 #include "publishers/parallel.h"
-#include "worker/alert.h"
-#include "worker/err.h"
+#include "core/alert.h"
+#include "core/err.h"
 
 /* Settings of `herald run`. worker_config_default() fills the defaults. */
 typedef struct worker_config {

@@ -14,10 +14,10 @@
 #include "publishers/parallel.h"
 #include "publishers/targets.h"
 #include "queue/queue.h"
-#include "worker/alert.h"
+#include "core/alert.h"
 #include "worker/dlq.h"
 #include "worker/offsets.h"
-#include "worker/stats.h"
+#include "core/stats.h"
 #include "worker/worker.h"
 
 /*

@@ -7,7 +7,7 @@
  * of keys under one mutex; nothing is written while that mutex is held.
  * Threads: any.
  */
-#include "worker/log.h"
+#include "core/log.h"
 
 #include <json-c/json.h>
 #include <pthread.h>
@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "worker/buf.h"
+#include "core/buf.h"
 
 /* Lines longer than this are cut: a log line must never grow unbounded. */
 #define LOG_LINE_MAX (16 * 1024)

@@ -3,7 +3,7 @@
  * so appends are amortised O(1); the cap bounds memory whatever the input.
  * No shared state: thread-safety is the owner's.
  */
-#include "worker/buf.h"
+#include "core/buf.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -15,7 +15,7 @@
  * the publisher runs its own transport threads behind the blocking
  * publish calls.
  */
-#include "worker/replay.h"
+#include "tools/replay.h"
 
 #include <ctype.h>
 #include <getopt.h>
@@ -28,9 +28,9 @@
 
 #include "publishers/parallel.h"
 #include "publishers/targets.h"
-#include "worker/alert.h"
-#include "worker/log.h"
-#include "worker/topic_reader.h"
+#include "core/alert.h"
+#include "core/log.h"
+#include "tools/topic_reader.h"
 
 /* Options and counters of one run. */
 typedef struct replay_ctx {

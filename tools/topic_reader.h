@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "worker/err.h"
+#include "core/err.h"
 
 /* Wait of one topic_reader_next() call for a record, ms. */
 #define TOPIC_READER_POLL_MS 500

@@ -16,8 +16,8 @@
 
 #include <stddef.h>
 
-#include "worker/buf.h"
-#include "worker/err.h"
+#include "core/buf.h"
+#include "core/err.h"
 
 typedef enum metric_type {
     METRIC_COUNTER = 0,

@@ -13,7 +13,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-#include "worker/err.h"
+#include "core/err.h"
 
 typedef struct buf {
     char *data; /* Owned; NULL until the first append. */

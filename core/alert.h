@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "worker/err.h"
+#include "core/err.h"
 
 /* One label or annotation. Both strings owned by the containing set. */
 typedef struct alert_kv {
@@ -141,6 +141,12 @@ void alert_batch_free(alert_batch *batch);
  */
 void alert_fingerprint(const alert_kvs *labels,
                        char out[ALERT_FINGERPRINT_LEN]);
+
+/*
+ * Frees the names, values and array of kvs (which the caller owns) and
+ * leaves it empty; kvs itself is caller-allocated. Any thread that owns kvs.
+ */
+void alert_kvs_free(alert_kvs *kvs);
 
 /* Value of a label or annotation by name, or NULL. Borrowed. */
 const char *alert_kvs_get(const alert_kvs *kvs, const char *name);

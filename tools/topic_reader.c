@@ -12,12 +12,13 @@
  *
  * Threads: the thread that created the reader owns it and its rd_kafka_t.
  */
-#include "worker/topic_reader.h"
+#include "core/clock.h"
+#include "tools/topic_reader.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "worker/admin.h"
+#include "core/admin.h"
 
 struct topic_reader {
     rd_kafka_t *rk;
@@ -155,7 +156,7 @@ topic_reader *topic_reader_new(const char *brokers, const char *const *props,
             goto out;
         }
     }
-    tr->last_progress = admin_now_ms();
+    tr->last_progress = herald_now_ms();
 out:
     if (l)
         rd_kafka_topic_partition_list_destroy(l);
@@ -190,11 +191,11 @@ topic_reader_event topic_reader_next(topic_reader *tr,
             rd_kafka_consumer_poll(tr->rk, TOPIC_READER_POLL_MS);
 
         if (!msg) {
-            if (admin_now_ms() - tr->last_progress > TOPIC_READER_STALL_MS)
+            if (herald_now_ms() - tr->last_progress > TOPIC_READER_STALL_MS)
                 return TOPIC_READER_STALLED;
             continue;
         }
-        tr->last_progress = admin_now_ms();
+        tr->last_progress = herald_now_ms();
         if (msg->partition < 0 || msg->partition >= tr->n_parts) {
             if (!msg->err) {
                 rd_kafka_message_destroy(msg);

@@ -2,7 +2,7 @@
  * produce.c: `herald produce` (see produce.h for the input forms, keys,
  * splitting and exit status).
  *
- * Data flow: flags -> optional topic creation (worker/admin) -> the whole
+ * Data flow: flags -> optional topic creation (core/admin) -> the whole
  * input is read into one capped buffer -> it is cut into units (the whole
  * document, or one unit per non-blank line) -> a payload unit may be split
  * into one-alert payloads (json-c) -> each record is validated with
@@ -12,7 +12,7 @@
  * Threads: the calling thread only; it is also the only thread that polls
  * the producer, so the delivery-report counters need no lock.
  */
-#include "worker/produce.h"
+#include "tools/produce.h"
 
 #include <getopt.h>
 #include <json-c/json.h>
@@ -23,10 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "worker/admin.h"
-#include "worker/alert.h"
-#include "worker/buf.h"
-#include "worker/log.h"
+#include "core/admin.h"
+#include "core/alert.h"
+#include "core/buf.h"
+#include "core/log.h"
 
 /* Largest input accepted, bytes: far above any test or demo file, low
  * enough that a mistaken binary pipe cannot exhaust memory. */

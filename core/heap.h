@@ -9,7 +9,7 @@
  * takes, and HEAP_NO_INDEX when it leaves, so an item can remember where
  * it is and be removed in O(log n) with heap_remove().
  *
- * Storage is one capped buf (worker/buf.h) of pointers; the heap holds at
+ * Storage is one capped buf (core/buf.h) of pointers; the heap holds at
  * most the max given at init. A heap is a caller-allocated value type:
  * heap_init()/heap_free(). It never owns the items: freeing them is the
  * caller's business. push and pop are O(log n), peek and len O(1).
@@ -26,8 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "worker/buf.h"
-#include "worker/err.h"
+#include "core/buf.h"
+#include "core/err.h"
 
 /* The index moved() is given for an item that left the heap. */
 #define HEAP_NO_INDEX SIZE_MAX

@@ -27,7 +27,7 @@
  * series (value 0) at registration. Invalid metric or label names, and
  * re-registering a name with another type or other label names, return NULL.
  */
-#include "worker/metrics.h"
+#include "core/metrics.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -13,7 +13,7 @@
  *
  * Threads: none of its own; the owner serialises every call (heap.h).
  */
-#include "worker/heap.h"
+#include "core/heap.h"
 
 #include <string.h>
 

@@ -11,30 +11,15 @@
  * librdkafka's own threads call admin_log_cb(), which only calls the
  * thread-safe log module.
  */
-#include "worker/admin.h"
+#include "core/clock.h"
+#include "core/admin.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "worker/log.h"
-
-int64_t admin_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t admin_wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "core/log.h"
 
 /*
  * Forwards librdkafka's log lines (syslog levels 0-7) to the log module.
@@ -327,7 +312,7 @@ herald_err admin_partition_count(const char *brokers, const char *const *props,
 /* Milliseconds left until deadline, at least 1. */
 static int admin_left_ms(int64_t deadline)
 {
-    int64_t left = deadline - admin_now_ms();
+    int64_t left = deadline - herald_now_ms();
 
     return left < 1 ? 1 : (int)left;
 }
@@ -347,7 +332,7 @@ herald_err admin_group_offsets(const char *brokers, const char *const *props,
     rd_kafka_t *rk = NULL;
     rd_kafka_topic_partition_list_t *parts = NULL;
     admin_partition_offsets *offs = NULL;
-    int64_t deadline = admin_now_ms() + timeout_ms;
+    int64_t deadline = herald_now_ms() + timeout_ms;
     herald_err ret;
     int count = 0;
 

@@ -16,7 +16,7 @@
  * array sorted by name (binary search) so the JSON lists them in order. The
  * annotate callback of stats_to_json() runs after the lock is released.
  */
-#include "worker/stats.h"
+#include "core/stats.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -6,7 +6,7 @@
  * JSON-path error for every wrong type -> fingerprints computed where
  * missing. Pure functions: any thread; no shared state.
  */
-#include "worker/alert.h"
+#include "core/alert.h"
 
 #include <json-c/json.h>
 #include <stdarg.h>
@@ -196,7 +196,7 @@ static herald_err get_opt_string(parse_ctx *ctx, json_object *obj,
     return *out ? HERALD_OK : HERALD_ERR_NOMEM;
 }
 
-static void kvs_free(alert_kvs *kvs)
+void alert_kvs_free(alert_kvs *kvs)
 {
     for (size_t i = 0; i < kvs->n; i++) {
         free(kvs->items[i].name);
@@ -239,7 +239,7 @@ static herald_err get_kvs(parse_ctx *ctx, json_object *obj, const char *key,
     {
         if (!val || !json_object_is_type(val, json_type_string)) {
             out->n = i;
-            kvs_free(out);
+            alert_kvs_free(out);
             return parse_fail(ctx, ALERT_REASON_WRONG_TYPE,
                               "%s%s.%s: expected a string, got %s", path, key,
                               name, json_type_label(val));
@@ -248,7 +248,7 @@ static herald_err get_kvs(parse_ctx *ctx, json_object *obj, const char *key,
             /* A NUL would cut the value short and give the alert the
              * fingerprint of another label set. */
             out->n = i;
-            kvs_free(out);
+            alert_kvs_free(out);
             return parse_fail(ctx, ALERT_REASON_WRONG_TYPE,
                               "%s%s.%s: the string contains a NUL character",
                               path, key, name);
@@ -258,7 +258,7 @@ static herald_err get_kvs(parse_ctx *ctx, json_object *obj, const char *key,
         i++;
         out->n = i;
         if (!out->items[i - 1].name || !out->items[i - 1].value) {
-            kvs_free(out);
+            alert_kvs_free(out);
             return HERALD_ERR_NOMEM;
         }
     }
@@ -311,8 +311,8 @@ static bool is_fingerprint(const char *s)
 
 static void alert_free(alert *a)
 {
-    kvs_free(&a->labels);
-    kvs_free(&a->annotations);
+    alert_kvs_free(&a->labels);
+    alert_kvs_free(&a->annotations);
     free(a->starts_at);
     free(a->ends_at);
     free(a->generator_url);
@@ -722,9 +722,9 @@ void alert_batch_free(alert_batch *batch)
         alert_free(&batch->alerts[i]);
     free(batch->alerts);
     free(batch->receiver);
-    kvs_free(&batch->group_labels);
-    kvs_free(&batch->common_labels);
-    kvs_free(&batch->common_annotations);
+    alert_kvs_free(&batch->group_labels);
+    alert_kvs_free(&batch->common_labels);
+    alert_kvs_free(&batch->common_annotations);
     free(batch->external_url);
     free(batch->group_key);
     memset(batch, 0, sizeof(*batch));

@@ -11,7 +11,7 @@
  * Threads: the calling thread owns the topic_reader (its consumer
  * rd_kafka_t) and polls it.
  */
-#include "worker/dlqshow.h"
+#include "tools/dlqshow.h"
 
 #include <getopt.h>
 #include <librdkafka/rdkafka.h>
@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "worker/buf.h"
-#include "worker/log.h"
-#include "worker/topic_reader.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "tools/topic_reader.h"
 
 /* The handle's group.id: never joined, never committed. */
 #define DLQSHOW_GROUP "herald-dlq-show"

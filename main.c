@@ -2,9 +2,9 @@
  * main.c: the herald command line.
  *
  *   herald run      consume alerts and deliver them (worker/worker.h)
- *   herald produce  produce alerts to a topic (worker/produce.h)
- *   herald offsets  committed offsets and lag of a group (worker/groupinfo.h)
- *   herald dlq replay  re-publish dead-lettered records (worker/replay.h)
+ *   herald produce  produce alerts to a topic (tools/produce.h)
+ *   herald offsets  committed offsets and lag of a group (tools/groupinfo.h)
+ *   herald dlq replay  re-publish dead-lettered records (tools/replay.h)
  *   herald check-config FILE  validate targets.yaml (publishers/targets.h)
  *
  * Runs on the main thread, which becomes the consumer thread of `run`.
@@ -19,12 +19,12 @@
 #include <unistd.h>
 
 #include "publishers/targets.h"
-#include "worker/dlqshow.h"
-#include "worker/groupinfo.h"
-#include "worker/log.h"
-#include "worker/metrics.h"
-#include "worker/produce.h"
-#include "worker/replay.h"
+#include "tools/dlqshow.h"
+#include "tools/groupinfo.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "tools/produce.h"
+#include "tools/replay.h"
 #include "worker/worker.h"
 
 static volatile sig_atomic_t stop_flag;

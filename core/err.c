@@ -1,7 +1,7 @@
 /*
  * err.c: names for the project-wide error enum. Pure, any thread.
  */
-#include "worker/err.h"
+#include "core/err.h"
 
 const char *herald_err2str(herald_err err)
 {

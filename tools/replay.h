@@ -50,7 +50,7 @@
 
 #include <stdint.h>
 
-#include "worker/err.h"
+#include "core/err.h"
 
 /*
  * Runs `herald dlq replay`. argv[0] is the subcommand name ("replay"):

@@ -7,7 +7,7 @@
  *
  * Threads: the calling thread only.
  */
-#include "worker/groupinfo.h"
+#include "tools/groupinfo.h"
 
 #include <getopt.h>
 #include <json-c/json.h>
@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "worker/admin.h"
-#include "worker/log.h"
+#include "core/admin.h"
+#include "core/log.h"
 
 /* Whole-command timeout, ms. */
 #define OFFSETS_TIMEOUT_MS 30000

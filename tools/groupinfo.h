@@ -14,7 +14,7 @@
  * where fully_committed says the committed offset of every partition equals
  * its end offset (a partition with no messages and no commit counts as
  * committed). The group is read with a temporary consumer handle that never
- * joins it (worker/admin.h).
+ * joins it (core/admin.h).
  *
  * Exit status: 0 done; 1 Kafka error or, with --fail-on-lag, a partition
  * with lag > 0; 2 usage error.

@@ -26,14 +26,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "worker/err.h"
+#include "core/err.h"
 
 /*
  * Builds a librdkafka configuration: bootstrap.servers = brokers (when not
  * NULL), then the n_defaults "key=value" strings of defaults (herald's
  * defaults for this handle), then the n_props "key=value" strings of props
  * (the user's -X flags, applied last so they win). Also installs a log
- * callback that forwards librdkafka's log lines to worker/log (component
+ * callback that forwards librdkafka's log lines to core/log (component
  * "rdkafka"). Either array may be NULL when its count is 0; strings are
  * borrowed for the call.
  * Returns a new configuration (caller owns it: pass it to rd_kafka_new(),
@@ -99,11 +99,5 @@ herald_err admin_group_offsets(const char *brokers, const char *const *props,
                                const char *topic, admin_partition_offsets **out,
                                size_t *n, int timeout_ms, char *errstr,
                                size_t errstr_size);
-
-/* Milliseconds of a monotonic clock (for deadlines). Any thread. */
-int64_t admin_now_ms(void);
-
-/* Milliseconds since the Unix epoch (wall clock). Any thread. */
-int64_t admin_wall_ms(void);
 
 #endif
