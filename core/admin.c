@@ -11,8 +11,8 @@
  * librdkafka's own threads call admin_log_cb(), which only calls the
  * thread-safe log module.
  */
-#include "core/clock.h"
 #include "core/admin.h"
+#include "core/clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
