@@ -333,10 +333,22 @@ static void labels_read(const metric *m, va_list ap,
     }
 }
 
+/* Adds v to (add) or sets to v the series of m with label values vals,
+ * creating the series on first use. Takes m->lock. */
+static void series_update(metric *m, const char **vals, double v, bool add)
+{
+    metric_series *s;
+
+    pthread_mutex_lock(&m->lock);
+    s = family_series_get(m, vals);
+    if (s)
+        s->value = add ? s->value + v : v;
+    pthread_mutex_unlock(&m->lock);
+}
+
 void metrics_add(metric *m, double v, ...)
 {
     const char *vals[METRICS_MAX_LABELS];
-    metric_series *s;
     va_list ap;
 
     if (!m || m->type == METRIC_HISTOGRAM || isnan(v))
@@ -346,17 +358,12 @@ void metrics_add(metric *m, double v, ...)
     va_start(ap, v);
     labels_read(m, ap, vals);
     va_end(ap);
-    pthread_mutex_lock(&m->lock);
-    s = family_series_get(m, vals);
-    if (s)
-        s->value += v;
-    pthread_mutex_unlock(&m->lock);
+    series_update(m, vals, v, true);
 }
 
 void metrics_set(metric *m, double v, ...)
 {
     const char *vals[METRICS_MAX_LABELS];
-    metric_series *s;
     va_list ap;
 
     if (!m || m->type != METRIC_GAUGE)
@@ -364,11 +371,7 @@ void metrics_set(metric *m, double v, ...)
     va_start(ap, v);
     labels_read(m, ap, vals);
     va_end(ap);
-    pthread_mutex_lock(&m->lock);
-    s = family_series_get(m, vals);
-    if (s)
-        s->value = v;
-    pthread_mutex_unlock(&m->lock);
+    series_update(m, vals, v, false);
 }
 
 void metrics_observe(metric *m, double v, ...)

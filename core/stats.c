@@ -232,6 +232,17 @@ double stats_target_quantile(stats *st, const char *target, double q)
     return v;
 }
 
+/* Adds key: val to o, taking ownership of val (NULL adds null). Returns -1
+ * on OOM, val freed. */
+static int json_add(json_object *o, const char *key, json_object *val)
+{
+    if (json_object_object_add(o, key, val)) {
+        json_object_put(val);
+        return -1;
+    }
+    return 0;
+}
+
 /* Adds key: number, or null when v < 0 (no sample). Returns -1 on OOM. */
 static int json_add_ms(json_object *o, const char *key, double v)
 {
@@ -243,24 +254,14 @@ static int json_add_ms(json_object *o, const char *key, double v)
         if (!num)
             return -1;
     }
-    if (json_object_object_add(o, key, num)) {
-        json_object_put(num);
-        return -1;
-    }
-    return 0;
+    return json_add(o, key, num);
 }
 
 static int json_add_u64(json_object *o, const char *key, uint64_t v)
 {
     json_object *num = json_object_new_uint64(v);
 
-    if (!num)
-        return -1;
-    if (json_object_object_add(o, key, num)) {
-        json_object_put(num);
-        return -1;
-    }
-    return 0;
+    return num ? json_add(o, key, num) : -1;
 }
 
 static json_object *hist_to_json(const stats_hist *h)
