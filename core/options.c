@@ -676,7 +676,7 @@ static void options_help_fact(FILE *out, int *col, const char *fact)
 static void options_help_facts(const options_entry *e, const void *dst,
                                FILE *out)
 {
-    char fact[OPTIONS_VALUE_MAX];
+    char fact[OPTIONS_VALUE_MAX + 32];
     char text[OPTIONS_VALUE_MAX];
     int col = OPTIONS_HELP_COL + 1;
 
@@ -702,9 +702,11 @@ static void options_help_facts(const options_entry *e, const void *dst,
                  e->max);
         options_help_fact(out, &col, fact);
     } else if (e->type == OPTIONS_ENUM) {
-        options_enum_words(e, " ", " ", text, sizeof text);
-        snprintf(fact, sizeof fact, "one of: %s", text);
-        options_help_fact(out, &col, fact);
+        for (int i = 0; e->words[i]; i++) {
+            snprintf(fact, sizeof fact, "%s%s", i ? "" : "one of ",
+                     e->words[i]);
+            options_help_fact(out, &col, fact);
+        }
     } else if (e->type == OPTIONS_BOOL && !(e->flags & OPTIONS_NOENV)) {
         options_help_fact(out, &col, "env: true/false/1/0/yes/no");
     }

@@ -58,12 +58,13 @@ static const options_entry run_entries[] = {
     {.name = "targets", .short_name = 'c', .type = OPTIONS_STRING,
      .offset = RUN_FIELD(cfg.targets_path), .flags = OPTIONS_REQUIRED,
      .arg = "FILE",
-     .help = "targets.yaml; reloaded on SIGHUP and when it changes"},
+     .help = "targets.yaml; reloaded on SIGHUP and when the\n"
+             "file changes"},
     OPTIONS_ENTRY_PROPERTY(run_settings, props),
     {.name = "dlq-topic", .type = OPTIONS_STRING,
      .offset = RUN_FIELD(cfg.dlq_topic), .arg = "NAME",
-     .help = "dead-letter topic (default <topic>.dlq); created if\n"
-             "missing, with the source topic's partition count"},
+     .help = "dead-letter topic (default <topic>.dlq); created\n"
+             "if missing, with the source topic's partitions"},
     {.name = "window", .type = OPTIONS_INT, .offset = RUN_FIELD(cfg.window),
      .arg = "N", .min = 1, .max = 1000000,
      .help = "unfinished jobs per partition before it is paused\n"
@@ -121,8 +122,9 @@ static const options_entry run_entries[] = {
      .help = "auto is text on a terminal, JSON otherwise"},
     {.name = "print-config", .type = OPTIONS_BOOL,
      .offset = RUN_FIELD(print_config), .flags = OPTIONS_NOENV,
-     .help = "print the effective settings (name = value  # source;\n"
-             "secrets as ***) and exit without contacting Kafka"},
+     .help = "print the effective settings, one `name = value\n"
+             "# source` per line, secrets as ***, and exit\n"
+             "without contacting Kafka"},
 };
 
 static const options_spec run_spec = {
