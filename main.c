@@ -40,7 +40,7 @@ static int main_version(int argc, char **argv)
 }
 
 static const main_command main_commands[] = {
-    {"run", worker_main,
+    {"run", worker_cli_main,
      "consume a topic in a consumer group and publish every\n"
      "alert to its targets; commit after the outcome"},
     {"produce", produce_main,

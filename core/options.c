@@ -77,13 +77,18 @@ static const void *options_cfield(const void *dst, const options_entry *e)
     return (const char *)dst + e->offset;
 }
 
-void options_env_name(const char *name, char *out, size_t out_size)
+void options_env_name(const options_entry *e, char *out, size_t out_size)
 {
+    const char *name = e->name;
     size_t n = 0;
     size_t plen = strlen(OPTIONS_ENV_PREFIX);
 
     if (out_size == 0)
         return;
+    if (e->env) {
+        snprintf(out, out_size, "%s", e->env);
+        return;
+    }
     if (plen >= out_size)
         plen = out_size - 1;
     memcpy(out, OPTIONS_ENV_PREFIX, plen);
@@ -134,6 +139,15 @@ void options_list_free(options_list *list)
     free(list->items);
     free(list->envs);
     memset(list, 0, sizeof *list);
+}
+
+options_source options_source_of(const options_spec *spec,
+                                 const options_state *st, const char *name)
+{
+    for (size_t i = 0; st->sources && i < spec->n_entries; i++)
+        if (strcmp(spec->entries[i].name, name) == 0)
+            return st->sources[i];
+    return OPTIONS_SRC_DEFAULT;
 }
 
 void options_state_free(options_state *st)
@@ -439,7 +453,7 @@ static herald_err options_env(options_ctx *ctx)
         }
         if ((e->flags & OPTIONS_NOENV) || e->type == OPTIONS_LIST)
             continue;
-        options_env_name(e->name, var, sizeof var);
+        options_env_name(e, var, sizeof var);
         value = getenv(var);
         if (!value)
             continue;
@@ -500,7 +514,7 @@ static herald_err options_check(options_ctx *ctx, int argc, char **argv)
         v = *(const char *const *)options_cfield(ctx->dst, e);
         if (v && *v)
             continue;
-        options_env_name(e->name, var, sizeof var);
+        options_env_name(e, var, sizeof var);
         snprintf(ctx->errstr, ctx->errstr_size, "%s: missing --%s (or %s)",
                  spec->command, e->name, var);
         return HERALD_ERR_INVALID;
@@ -681,12 +695,14 @@ static void options_help_facts(const options_entry *e, const void *dst,
     int col = OPTIONS_HELP_COL + 1;
 
     fprintf(out, "%*s(", OPTIONS_HELP_COL, "");
-    if (e->type == OPTIONS_KAFKA) {
+    if (e->type == OPTIONS_LIST) {
+        options_help_fact(out, &col, "no environment form");
+    } else if (e->type == OPTIONS_KAFKA) {
         options_help_fact(out, &col, "env HERALD_KAFKA_<PROPERTY>");
         options_help_fact(out, &col, "dots as underscores");
     } else if (!(e->flags & OPTIONS_NOENV) && e->type != OPTIONS_LIST) {
         memcpy(fact, "env ", 4);
-        options_env_name(e->name, fact + 4, sizeof fact - 4);
+        options_env_name(e, fact + 4, sizeof fact - 4);
         options_help_fact(out, &col, fact);
     }
     if (e->flags & OPTIONS_REQUIRED)
@@ -761,7 +777,7 @@ void options_print(const options_spec *spec, const void *dst,
             continue;
         }
         options_value_text(e, dst, true, text, sizeof text);
-        options_env_name(e->name, var, sizeof var);
+        options_env_name(e, var, sizeof var);
         fprintf(out, "%s = %s  # %s%s\n", e->name, text,
                 st->sources[i] == OPTIONS_SRC_FLAG  ? "flag"
                 : st->sources[i] == OPTIONS_SRC_ENV ? "env "
@@ -795,4 +811,14 @@ herald_err options_summary(const options_spec *spec, const void *dst,
         err = buf_appendf(b, "%s%s=%s", b->len ? " " : "", e->name, text);
     }
     return err;
+}
+
+const char *options_dlq_topic_default(char *out, size_t out_size)
+{
+    const char *topic = getenv("HERALD_TOPIC");
+
+    if (!topic || !*topic)
+        return NULL;
+    snprintf(out, out_size, "%s.dlq", topic);
+    return out;
 }

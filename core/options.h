@@ -69,6 +69,9 @@ typedef struct options_entry {
     const char *neg_name; /* OPTIONS_BOOL: a flag that sets false, or
                              NULL ("no-split"). */
     const char *help;     /* Help text; '\n' starts a new line. */
+    const char *env;      /* Environment variable when it cannot follow
+                             the rule (a name another command uses for
+                             something else), or NULL for the rule. */
 } options_entry;
 
 /* One subcommand. */
@@ -133,6 +136,13 @@ herald_err options_parse(const options_spec *spec, int argc, char **argv,
 int options_cli(const options_spec *spec, int argc, char **argv, void *dst,
                 options_state *st);
 
+/*
+ * Where the effective value of the entry named name came from
+ * (OPTIONS_SRC_DEFAULT for an unknown name). Any thread.
+ */
+options_source options_source_of(const options_spec *spec,
+                                 const options_state *st, const char *name);
+
 /* Frees what options_parse() put in st; NULL and a zeroed st are fine. */
 void options_state_free(options_state *st);
 
@@ -175,10 +185,18 @@ herald_err options_summary(const options_spec *spec, const void *dst,
 bool options_kafka_is_secret(const char *name);
 
 /*
- * Writes the environment variable of a flag (HERALD_ + name upper-cased,
- * dashes as underscores) into out. Pure, any thread.
+ * Writes the environment variable of an entry into out: e->env, else
+ * HERALD_ + the long name upper-cased with dashes as underscores. Pure,
+ * any thread.
  */
-void options_env_name(const char *name, char *out, size_t out_size);
+void options_env_name(const options_entry *e, char *out, size_t out_size);
+
+/*
+ * The default dead-letter topic of the dlq tools: "$HERALD_TOPIC.dlq"
+ * written into out, or NULL when HERALD_TOPIC is unset or empty. Main
+ * thread (getenv).
+ */
+const char *options_dlq_topic_default(char *out, size_t out_size);
 
 /* Words of the log flags shared by every subcommand (core/log.h). */
 extern const char *const options_log_level_words[];

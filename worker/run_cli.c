@@ -178,7 +178,7 @@ static void run_log_settings(const run_settings *rs)
     buf_free(&b);
 }
 
-int worker_main(int argc, char **argv)
+int worker_cli_main(int argc, char **argv)
 {
     run_settings rs;
     options_state st;

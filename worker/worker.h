@@ -78,6 +78,6 @@ herald_err worker_run(const worker_config *cfg, char *errstr,
  * clean shutdown or --help/--print-config, 1 when the worker fails, 2 on
  * a usage error. Main thread only, once at a time.
  */
-int worker_main(int argc, char **argv);
+int worker_cli_main(int argc, char **argv);
 
 #endif
