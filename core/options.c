@@ -4,8 +4,9 @@
  * Data flow of options_parse(): (1) getopt_long(), built from the table,
  * records which entry each flag names and its argument, without applying
  * anything, so that --help finds the settings struct still holding the
- * defaults; (2) every entry's environment variable is applied; (3)
- * HERALD_KAFKA_* variables become librdkafka properties; (4) the recorded
+ * defaults; (2) the environment variable of every entry no flag sets is
+ * applied; (3) HERALD_KAFKA_* variables become librdkafka properties;
+ * (4) the recorded
  * flags are applied in command-line order, so a flag wins over the
  * environment; (5) a -X property drops the environment's property of the
  * same name; (6) required flags and positional arguments are checked.
@@ -434,8 +435,23 @@ static herald_err options_kafka_env(options_ctx *ctx, size_t idx)
     return HERALD_OK;
 }
 
-/* Step 2 and 3: the environment form of every entry. */
-static herald_err options_env(options_ctx *ctx)
+/* True when a flag of the command line sets entry i. */
+static bool options_flag_given(const options_seen *seen, size_t n_seen,
+                               size_t i)
+{
+    for (size_t j = 0; j < n_seen; j++)
+        if (seen[j].entry == i)
+            return true;
+    return false;
+}
+
+/*
+ * Step 2 and 3: the environment form of every entry. A scalar that a flag
+ * sets is not read from the environment at all, so a stale variable
+ * cannot fail a command line that overrides it.
+ */
+static herald_err options_env(options_ctx *ctx, const options_seen *seen,
+                              size_t n_seen)
 {
     const options_spec *spec = ctx->spec;
 
@@ -451,7 +467,8 @@ static herald_err options_env(options_ctx *ctx)
                 return err;
             continue;
         }
-        if ((e->flags & OPTIONS_NOENV) || e->type == OPTIONS_LIST)
+        if ((e->flags & OPTIONS_NOENV) || e->type == OPTIONS_LIST ||
+            options_flag_given(seen, n_seen, i))
             continue;
         options_env_name(e, var, sizeof var);
         value = getenv(var);
@@ -555,7 +572,7 @@ herald_err options_parse(const options_spec *spec, int argc, char **argv,
     err = options_scan(&ctx, argc, argv, seen, &n_seen);
     if (err != HERALD_OK || st->help)
         goto out;
-    err = options_env(&ctx);
+    err = options_env(&ctx, seen, n_seen);
     if (err != HERALD_OK)
         goto out;
     for (size_t i = 0; i < n_seen; i++) {
