@@ -84,6 +84,10 @@ typedef struct options_spec {
     int max_args; /* Positional arguments allowed after the flags. */
 } options_spec;
 
+/* The .entries and .n_entries of an options_spec from a static array. */
+#define OPTIONS_TABLE(table)                                                   \
+    .entries = (table), .n_entries = sizeof(table) / sizeof *(table)
+
 /* A repeatable flag's values. Every item is owned by the list. */
 typedef struct options_list {
     char **items;      /* "name=value" for OPTIONS_KAFKA. */

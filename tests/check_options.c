@@ -71,8 +71,7 @@ static const options_spec t_spec = {
     .command = "herald test",
     .usage = "Usage: herald test [OPTIONS] [ARG]\n",
     .footer = "The footer.\n",
-    .entries = t_entries,
-    .n_entries = sizeof t_entries / sizeof *t_entries,
+    OPTIONS_TABLE(t_entries),
     .max_args = 1,
 };
 

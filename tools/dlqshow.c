@@ -62,8 +62,7 @@ static const options_spec dlqshow_spec = {
              "beginning\n"
              "to the end offsets seen at start. Joins no group and commits\n"
              "nothing.\n",
-    .entries = dlqshow_entries,
-    .n_entries = sizeof dlqshow_entries / sizeof *dlqshow_entries,
+    OPTIONS_TABLE(dlqshow_entries),
     .max_args = 0,
 };
 

@@ -65,8 +65,7 @@ static const options_spec offsets_spec = {
              "for every partition of a topic, and the totals. Does not join "
              "the\n"
              "group.\n",
-    .entries = offsets_entries,
-    .n_entries = sizeof offsets_entries / sizeof *offsets_entries,
+    OPTIONS_TABLE(offsets_entries),
     .max_args = 0,
 };
 

@@ -130,8 +130,7 @@ static const options_spec produce_spec = {
         "absent or \"-\".\n",
     .footer = "Exit status: 0 all delivered, 1 delivery or Kafka error, 2 "
               "usage or\ninput error, 3 invalid records were skipped.\n",
-    .entries = produce_entries,
-    .n_entries = sizeof produce_entries / sizeof *produce_entries,
+    OPTIONS_TABLE(produce_entries),
     .max_args = 1,
 };
 

@@ -127,8 +127,7 @@ static const options_spec replay_spec = {
         "it.\n",
     .footer = "Exit status: 0 done, 1 a record failed or Kafka error, 2 "
               "usage or\nconfiguration error.\n",
-    .entries = replay_entries,
-    .n_entries = sizeof replay_entries / sizeof *replay_entries,
+    OPTIONS_TABLE(replay_entries),
     .max_args = 0,
 };
 

@@ -151,8 +151,7 @@ static const options_spec run_spec = {
               "the group; a second SIGTERM/SIGINT exits at once (what was "
               "not committed is\n"
               "consumed again); SIGHUP reloads targets.yaml.\n",
-    .entries = run_entries,
-    .n_entries = sizeof run_entries / sizeof *run_entries,
+    OPTIONS_TABLE(run_entries),
     .max_args = 0,
 };
 
