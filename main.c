@@ -47,8 +47,7 @@ static const main_command main_commands[] = {
      "produce JSON alerts (a file or stdin) to a topic"},
     {"offsets", offsets_main,
      "show a group's committed offsets, end offsets and lag"},
-    {"dlq replay", replay_main,
-     "re-publish records of the dead-letter topic"},
+    {"dlq replay", replay_main, "re-publish records of the dead-letter topic"},
     {"dlq show", dlqshow_main,
      "print the records of the dead-letter topic (no commit)"},
     {"check-config", check_config_main,
@@ -116,16 +115,15 @@ static const main_command *main_find(int argc, char **argv, int *words)
 /* `herald dlq` without a known subcommand. */
 static int main_group_usage(int argc, char **argv)
 {
-    bool help = argc > 2 && (strcmp(argv[2], "--help") == 0 ||
-                             strcmp(argv[2], "-h") == 0);
+    bool help = argc > 2 &&
+                (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
     FILE *out = help ? stdout : stderr;
     char prefix[64];
 
     snprintf(prefix, sizeof prefix, "%s ", argv[1]);
     fprintf(out, "Usage: herald %s COMMAND [OPTIONS]\n\n", argv[1]);
     main_list(out, prefix);
-    fprintf(out, "\n`herald %s COMMAND --help` lists the options.\n",
-            argv[1]);
+    fprintf(out, "\n`herald %s COMMAND --help` lists the options.\n", argv[1]);
     return help ? 0 : 2;
 }
 

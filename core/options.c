@@ -28,9 +28,8 @@
 
 extern char **environ;
 
-const char *const options_log_level_words[] = {"debug", "info",  "warn",
-                                               "error", "off",   "warning",
-                                               NULL};
+const char *const options_log_level_words[] = {
+    "debug", "info", "warn", "error", "off", "warning", NULL};
 const int options_log_level_values[] = {LOG_LEVEL_DEBUG, LOG_LEVEL_INFO,
                                         LOG_LEVEL_WARN,  LOG_LEVEL_ERROR,
                                         LOG_LEVEL_OFF,   LOG_LEVEL_WARN};
@@ -103,9 +102,8 @@ bool options_kafka_is_secret(const char *name)
 {
     static const char *const parts[] = {"password", "secret", "token",
                                         "credential"};
-    static const char *const exact[] = {"sasl.jaas.config",
-                                        "sasl.oauthbearer.config",
-                                        "sasl.kerberos.keytab"};
+    static const char *const exact[] = {
+        "sasl.jaas.config", "sasl.oauthbearer.config", "sasl.kerberos.keytab"};
 
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         if (strstr(name, parts[i]))
@@ -210,8 +208,7 @@ static int options_enum_index(const options_entry *e, const char *word)
 /* The words of an enum entry into out: "a, b or c" with sep ", " and
  * last_sep " or ". */
 static void options_enum_words(const options_entry *e, const char *sep_mid,
-                               const char *last_sep, char *out,
-                               size_t out_size)
+                               const char *last_sep, char *out, size_t out_size)
 {
     size_t n = 0;
 
@@ -265,8 +262,8 @@ static herald_err options_apply(options_ctx *ctx, const options_entry *e,
         v = strtoll(value, &end, 10);
         if (!value[0] || *end || errno || v < e->min || v > e->max) {
             snprintf(ctx->errstr, ctx->errstr_size,
-                     "herald: %s: expected an integer in %" PRId64
-                     "..%" PRId64 ", got \"%s\"",
+                     "herald: %s: expected an integer in %" PRId64 "..%" PRId64
+                     ", got \"%s\"",
                      what, e->min, e->max, value);
             return HERALD_ERR_INVALID;
         }
@@ -292,8 +289,7 @@ static herald_err options_apply(options_ctx *ctx, const options_entry *e,
         if (i < 0) {
             options_enum_words(e, ", ", " or ", words, sizeof words);
             snprintf(ctx->errstr, ctx->errstr_size,
-                     "herald: %s: expected %s, got \"%s\"", what, words,
-                     value);
+                     "herald: %s: expected %s, got \"%s\"", what, words, value);
             return HERALD_ERR_INVALID;
         }
         *(int *)f = e->values[i];
@@ -311,7 +307,8 @@ static herald_err options_scan(options_ctx *ctx, int argc, char **argv,
                                options_seen *seen, size_t *n_seen)
 {
     const options_spec *spec = ctx->spec;
-    struct option *longopts = calloc(2 * spec->n_entries + 2, sizeof(*longopts));
+    struct option *longopts =
+        calloc(2 * spec->n_entries + 2, sizeof(*longopts));
     char *shortopts = calloc(2 * spec->n_entries + 4, 1);
     size_t nl = 0;
     size_t ns = 0;
@@ -326,11 +323,10 @@ static herald_err options_scan(options_ctx *ctx, int argc, char **argv,
     shortopts[ns++] = ':';
     for (size_t i = 0; i < spec->n_entries; i++) {
         const options_entry *e = &spec->entries[i];
-        int has_arg = e->type == OPTIONS_BOOL ? no_argument
-                                              : required_argument;
+        int has_arg = e->type == OPTIONS_BOOL ? no_argument : required_argument;
 
-        longopts[nl++] = (struct option){e->name, has_arg, NULL,
-                                         OPTIONS_VAL + (int)i};
+        longopts[nl++] =
+            (struct option){e->name, has_arg, NULL, OPTIONS_VAL + (int)i};
         if (e->neg_name)
             longopts[nl++] = (struct option){e->neg_name, no_argument, NULL,
                                              OPTIONS_NEG + (int)i};
@@ -358,10 +354,9 @@ static herald_err options_scan(options_ctx *ctx, int argc, char **argv,
 
             if (c == '?' && optopt > 0 && optopt < OPTIONS_VAL)
                 arg = shortflag;
-            snprintf(ctx->errstr, ctx->errstr_size, "%s: %s \"%s\"",
-                     spec->command,
-                     c == ':' ? "missing the argument of" : "unknown option",
-                     arg);
+            snprintf(
+                ctx->errstr, ctx->errstr_size, "%s: %s \"%s\"", spec->command,
+                c == ':' ? "missing the argument of" : "unknown option", arg);
             err = HERALD_ERR_INVALID;
             goto out;
         }
@@ -806,8 +801,7 @@ void options_print(const options_spec *spec, const void *dst,
                 st->ignored[i]);
 }
 
-herald_err options_summary(const options_spec *spec, const void *dst,
-                           buf *b)
+herald_err options_summary(const options_spec *spec, const void *dst, buf *b)
 {
     herald_err err = HERALD_OK;
 

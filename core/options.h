@@ -57,21 +57,21 @@ typedef enum options_type {
 
 /* One flag. Static tables of these; every string is borrowed forever. */
 typedef struct options_entry {
-    const char *name;  /* Long flag without "--", e.g. "window". */
-    char short_name;   /* Short letter, or 0. */
-    options_type type; /* What it takes; the destination's C type. */
-    size_t offset;     /* offsetof() the destination field. */
-    unsigned flags;    /* OPTIONS_REQUIRED | OPTIONS_SECRET | ... */
-    const char *arg;   /* Metavariable in --help ("N", "LIST"). */
-    int64_t min, max;  /* OPTIONS_INT and OPTIONS_MS: inclusive range. */
+    const char *name;         /* Long flag without "--", e.g. "window". */
+    char short_name;          /* Short letter, or 0. */
+    options_type type;        /* What it takes; the destination's C type. */
+    size_t offset;            /* offsetof() the destination field. */
+    unsigned flags;           /* OPTIONS_REQUIRED | OPTIONS_SECRET | ... */
+    const char *arg;          /* Metavariable in --help ("N", "LIST"). */
+    int64_t min, max;         /* OPTIONS_INT and OPTIONS_MS: inclusive range. */
     const char *const *words; /* OPTIONS_ENUM: NULL-terminated words. */
     const int *values;        /* OPTIONS_ENUM: the value of each word. */
-    const char *neg_name; /* OPTIONS_BOOL: a flag that sets false, or
-                             NULL ("no-split"). */
-    const char *help;     /* Help text; '\n' starts a new line. */
-    const char *env;      /* Environment variable when it cannot follow
-                             the rule (a name another command uses for
-                             something else), or NULL for the rule. */
+    const char *neg_name;     /* OPTIONS_BOOL: a flag that sets false, or
+                                 NULL ("no-split"). */
+    const char *help;         /* Help text; '\n' starts a new line. */
+    const char *env;          /* Environment variable when it cannot follow
+                                 the rule (a name another command uses for
+                                 something else), or NULL for the rule. */
 } options_entry;
 
 /* One subcommand. */
@@ -90,9 +90,9 @@ typedef struct options_spec {
 
 /* A repeatable flag's values. Every item is owned by the list. */
 typedef struct options_list {
-    char **items;      /* "name=value" for OPTIONS_KAFKA. */
-    char **envs; /* Per item: the environment variable it came from, or
-                    NULL for a flag. Owned by the list. */
+    char **items; /* "name=value" for OPTIONS_KAFKA. */
+    char **envs;  /* Per item: the environment variable it came from, or
+                     NULL for a flag. Owned by the list. */
     size_t n;
 } options_list;
 
@@ -177,8 +177,7 @@ void options_print(const options_spec *spec, const void *dst,
  * effective settings (secrets ***, properties as -X name=value) to b,
  * for the log line at start. Errors: those of buf_append(). Any thread.
  */
-herald_err options_summary(const options_spec *spec, const void *dst,
-                           buf *b);
+herald_err options_summary(const options_spec *spec, const void *dst, buf *b);
 
 /*
  * True when a librdkafka property holds a secret: its name contains
@@ -210,18 +209,24 @@ extern const int options_log_format_values[];
 
 /* Entries every Kafka subcommand shares; T is its settings struct. */
 #define OPTIONS_ENTRY_BROKERS(T, f)                                            \
-    {.name = "brokers", .short_name = 'b', .type = OPTIONS_STRING,             \
-     .offset = offsetof(T, f), .flags = OPTIONS_REQUIRED, .arg = "LIST",       \
-     .help = "bootstrap servers host:port,..."}
+    {                                                                          \
+        .name = "brokers", .short_name = 'b', .type = OPTIONS_STRING,          \
+        .offset = offsetof(T, f), .flags = OPTIONS_REQUIRED, .arg = "LIST",    \
+        .help = "bootstrap servers host:port,..."                              \
+    }
 #define OPTIONS_ENTRY_PROPERTY(T, f)                                           \
-    {.name = "property", .short_name = 'X', .type = OPTIONS_KAFKA,             \
-     .offset = offsetof(T, f), .arg = "KEY=VALUE",                             \
-     .help = "librdkafka property, repeatable (as kcat), e.g.\n"               \
-             "-X security.protocol=SASL_SSL"}
+    {                                                                          \
+        .name = "property", .short_name = 'X', .type = OPTIONS_KAFKA,          \
+        .offset = offsetof(T, f), .arg = "KEY=VALUE",                          \
+        .help = "librdkafka property, repeatable (as kcat), e.g.\n"            \
+                "-X security.protocol=SASL_SSL"                                \
+    }
 #define OPTIONS_ENTRY_LOG_LEVEL(T, f, letter)                                  \
-    {.name = "log-level", .short_name = (letter), .type = OPTIONS_ENUM,        \
-     .offset = offsetof(T, f), .arg = "LEVEL",                                 \
-     .words = options_log_level_words, .values = options_log_level_values,     \
-     .help = "log level"}
+    {                                                                          \
+        .name = "log-level", .short_name = (letter), .type = OPTIONS_ENUM,     \
+        .offset = offsetof(T, f), .arg = "LEVEL",                              \
+        .words = options_log_level_words, .values = options_log_level_values,  \
+        .help = "log level"                                                    \
+    }
 
 #endif

@@ -38,31 +38,62 @@ static const char *const t_colors[] = {"red", "green", "blue", NULL};
 static const int t_color_values[] = {10, 20, 30};
 
 static const options_entry t_entries[] = {
-    {.name = "name", .short_name = 'n', .type = OPTIONS_STRING,
-     .offset = offsetof(t_settings, name), .flags = OPTIONS_REQUIRED,
-     .arg = "NAME", .help = "a name"},
-    {.name = "api-token", .type = OPTIONS_STRING,
-     .offset = offsetof(t_settings, token), .flags = OPTIONS_SECRET,
-     .arg = "TOKEN", .help = "a secret"},
-    {.name = "renamed", .type = OPTIONS_STRING,
-     .offset = offsetof(t_settings, renamed), .arg = "X",
-     .env = "HERALD_OTHER_NAME", .help = "its own variable"},
-    {.name = "count", .short_name = 'c', .type = OPTIONS_INT,
-     .offset = offsetof(t_settings, count), .arg = "N", .min = 1,
-     .max = 1000000, .help = "an int"},
-    {.name = "wait-ms", .type = OPTIONS_MS,
-     .offset = offsetof(t_settings, wait_ms), .arg = "MS", .min = 0,
-     .max = 86400000000LL, .help = "a duration"},
-    {.name = "verbose", .short_name = 'v', .type = OPTIONS_BOOL,
-     .offset = offsetof(t_settings, verbose), .help = "a switch"},
-    {.name = "split", .type = OPTIONS_BOOL,
-     .offset = offsetof(t_settings, split), .neg_name = "no-split",
+    {.name = "name",
+     .short_name = 'n',
+     .type = OPTIONS_STRING,
+     .offset = offsetof(t_settings, name),
+     .flags = OPTIONS_REQUIRED,
+     .arg = "NAME",
+     .help = "a name"},
+    {.name = "api-token",
+     .type = OPTIONS_STRING,
+     .offset = offsetof(t_settings, token),
+     .flags = OPTIONS_SECRET,
+     .arg = "TOKEN",
+     .help = "a secret"},
+    {.name = "renamed",
+     .type = OPTIONS_STRING,
+     .offset = offsetof(t_settings, renamed),
+     .arg = "X",
+     .env = "HERALD_OTHER_NAME",
+     .help = "its own variable"},
+    {.name = "count",
+     .short_name = 'c',
+     .type = OPTIONS_INT,
+     .offset = offsetof(t_settings, count),
+     .arg = "N",
+     .min = 1,
+     .max = 1000000,
+     .help = "an int"},
+    {.name = "wait-ms",
+     .type = OPTIONS_MS,
+     .offset = offsetof(t_settings, wait_ms),
+     .arg = "MS",
+     .min = 0,
+     .max = 86400000000LL,
+     .help = "a duration"},
+    {.name = "verbose",
+     .short_name = 'v',
+     .type = OPTIONS_BOOL,
+     .offset = offsetof(t_settings, verbose),
+     .help = "a switch"},
+    {.name = "split",
+     .type = OPTIONS_BOOL,
+     .offset = offsetof(t_settings, split),
+     .neg_name = "no-split",
      .help = "a switch with a negation"},
-    {.name = "color", .type = OPTIONS_ENUM,
-     .offset = offsetof(t_settings, color), .arg = "C", .words = t_colors,
-     .values = t_color_values, .help = "an enum"},
-    {.name = "tag", .short_name = 'T', .type = OPTIONS_LIST,
-     .offset = offsetof(t_settings, tags), .arg = "TAG",
+    {.name = "color",
+     .type = OPTIONS_ENUM,
+     .offset = offsetof(t_settings, color),
+     .arg = "C",
+     .words = t_colors,
+     .values = t_color_values,
+     .help = "an enum"},
+    {.name = "tag",
+     .short_name = 'T',
+     .type = OPTIONS_LIST,
+     .offset = offsetof(t_settings, tags),
+     .arg = "TAG",
      .help = "a repeatable string"},
     OPTIONS_ENTRY_PROPERTY(t_settings, props),
 };
@@ -128,8 +159,7 @@ static void teardown(void)
 }
 
 /* Parses a NULL-terminated argument vector (argv[0] is added). */
-#define PARSE(...)                                                             \
-    t_parse((const char *[]){"test", __VA_ARGS__, NULL})
+#define PARSE(...) t_parse((const char *[]){"test", __VA_ARGS__, NULL})
 
 static herald_err t_parse(const char **args)
 {
@@ -194,9 +224,9 @@ START_TEST(test_every_type_from_flags)
     ck_assert_int_eq(options_source_of(&t_spec, &st, "renamed"),
                      OPTIONS_SRC_DEFAULT);
     /* The last of a repeated scalar flag wins; --split after --no-split. */
-    ck_assert_int_eq(PARSE("-n", "a", "-c", "1", "-c", "2", "--no-split",
-                           "--split"),
-                     HERALD_OK);
+    ck_assert_int_eq(
+        PARSE("-n", "a", "-c", "1", "-c", "2", "--no-split", "--split"),
+        HERALD_OK);
     ck_assert_int_eq(set.count, 2);
     ck_assert(set.split);
 }
@@ -240,8 +270,7 @@ START_TEST(test_env_precedence)
     ck_assert_int_eq(set.wait_ms, 250);
     ck_assert_int_eq(set.color, 10);
     ck_assert_str_eq(set.renamed, "other");
-    ck_assert_int_eq(options_source_of(&t_spec, &st, "name"),
-                     OPTIONS_SRC_ENV);
+    ck_assert_int_eq(options_source_of(&t_spec, &st, "name"), OPTIONS_SRC_ENV);
     ck_assert_int_eq(options_source_of(&t_spec, &st, "count"),
                      OPTIONS_SRC_FLAG);
     ck_assert_int_eq(options_source_of(&t_spec, &st, "split"),
@@ -403,9 +432,9 @@ START_TEST(test_print_and_summary)
 
     setenv("HERALD_API_TOKEN", "t0psecret", 1);
     setenv("HERALD_KAFKA_SASL_PASSWORD", "pw-secret", 1);
-    ck_assert_int_eq(PARSE("-n", "alpha", "-X", "ssl.key.password=k3y",
-                           "-X", "acks=all"),
-                     HERALD_OK);
+    ck_assert_int_eq(
+        PARSE("-n", "alpha", "-X", "ssl.key.password=k3y", "-X", "acks=all"),
+        HERALD_OK);
     text = t_print();
     ck_assert_ptr_nonnull(strstr(text, "name = \"alpha\"  # flag\n"));
     ck_assert_ptr_nonnull(strstr(text, "api-token = ***  # env "
@@ -413,9 +442,8 @@ START_TEST(test_print_and_summary)
     ck_assert_ptr_nonnull(strstr(text, "count = 7  # default\n"));
     ck_assert_ptr_nonnull(strstr(text, "color = green  # default\n"));
     ck_assert_ptr_nonnull(strstr(text, "renamed = (unset)  # default\n"));
-    ck_assert_ptr_nonnull(
-        strstr(text, "-X sasl.password = ***  # env "
-                     "HERALD_KAFKA_SASL_PASSWORD\n"));
+    ck_assert_ptr_nonnull(strstr(text, "-X sasl.password = ***  # env "
+                                       "HERALD_KAFKA_SASL_PASSWORD\n"));
     ck_assert_ptr_nonnull(strstr(text, "-X ssl.key.password = ***  # flag\n"));
     ck_assert_ptr_nonnull(strstr(text, "-X acks = all  # flag\n"));
     ck_assert_ptr_null(strstr(text, "t0psecret"));
@@ -436,15 +464,19 @@ END_TEST
 
 START_TEST(test_kafka_secrets)
 {
-    const char *secret[] = {"sasl.password", "ssl.key.password",
-                            "ssl.key.pem", "ssl.key.location",
-                            "ssl.keystore.password", "sasl.jaas.config",
+    const char *secret[] = {"sasl.password",
+                            "ssl.key.password",
+                            "ssl.key.pem",
+                            "ssl.key.location",
+                            "ssl.keystore.password",
+                            "sasl.jaas.config",
                             "sasl.oauthbearer.client.secret",
-                            "sasl.oauthbearer.config", "sasl.kerberos.keytab",
+                            "sasl.oauthbearer.config",
+                            "sasl.kerberos.keytab",
                             "some.token"};
     const char *plain[] = {"bootstrap.servers", "sasl.username",
                            "security.protocol", "ssl.ca.location",
-                           "sasl.mechanisms", "acks"};
+                           "sasl.mechanisms",   "acks"};
 
     for (size_t i = 0; i < sizeof secret / sizeof *secret; i++)
         ck_assert_msg(options_kafka_is_secret(secret[i]), "%s", secret[i]);
