@@ -341,9 +341,12 @@ static herald_err options_scan(options_ctx *ctx, int argc, char **argv,
 
     optind = 0; /* Full getopt re-initialisation (GNU). */
     opterr = 0;
-    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+    for (;;) {
         options_seen *s = &seen[*n_seen];
 
+        c = getopt_long(argc, argv, shortopts, longopts, NULL);
+        if (c == -1)
+            break;
         if (c == 'h') {
             ctx->st->help = true;
             goto out;
