@@ -61,17 +61,14 @@ typedef struct produce_ctx {
 
 /* What the option table fills. */
 typedef struct produce_settings {
+    produce_ctx ctx; /* Its topic and switches. */
     const char *brokers;
-    const char *topic;
-    options_list props;   /* -X and HERALD_KAFKA_*. */
-    options_list headers; /* -H NAME=VALUE. */
+    options_list props;    /* -X and HERALD_KAFKA_*. */
+    options_list headers;  /* -H NAME=VALUE. */
     int create_partitions; /* 0: do not create the topic. */
     int rf;                /* -1: the broker's default. */
     int key_from;          /* produce_key_from. */
-    bool split;
-    bool allow_invalid;
-    bool null_values;
-    int level; /* log_level. */
+    int level;             /* log_level. */
 } produce_settings;
 
 #define PRODUCE_FIELD(f) offsetof(produce_settings, f)
@@ -85,7 +82,7 @@ static const int produce_key_values[] = {
 static const options_entry produce_entries[] = {
     OPTIONS_ENTRY_BROKERS(produce_settings, brokers),
     {.name = "topic", .short_name = 't', .type = OPTIONS_STRING,
-     .offset = PRODUCE_FIELD(topic), .flags = OPTIONS_REQUIRED,
+     .offset = PRODUCE_FIELD(ctx.topic), .flags = OPTIONS_REQUIRED,
      .arg = "NAME", .help = "topic"},
     OPTIONS_ENTRY_PROPERTY(produce_settings, props),
     {.name = "create-topic", .type = OPTIONS_INT,
@@ -101,7 +98,7 @@ static const options_entry produce_entries[] = {
      .words = produce_key_words, .values = produce_key_values,
      .help = "message key: the fingerprint, the groupKey or\n"
              "none"},
-    {.name = "split", .type = OPTIONS_BOOL, .offset = PRODUCE_FIELD(split),
+    {.name = "split", .type = OPTIONS_BOOL, .offset = PRODUCE_FIELD(ctx.split),
      .neg_name = "no-split",
      .help = "one message per alert of a payload (--no-split:\n"
              "a payload stays one message)"},
@@ -110,10 +107,10 @@ static const options_entry produce_entries[] = {
      .help = "add a message header, repeatable (e.g.\n"
              "herald-targets=a,b)"},
     {.name = "allow-invalid", .type = OPTIONS_BOOL,
-     .offset = PRODUCE_FIELD(allow_invalid),
+     .offset = PRODUCE_FIELD(ctx.allow_invalid),
      .help = "produce invalid records anyway, unkeyed"},
     {.name = "null-values", .type = OPTIONS_BOOL,
-     .offset = PRODUCE_FIELD(null_values),
+     .offset = PRODUCE_FIELD(ctx.null_values),
      .help = "a line `null` becomes a null value"},
     OPTIONS_ENTRY_LOG_LEVEL(produce_settings, level, 0),
 };
@@ -415,14 +412,14 @@ int produce_main(int argc, char **argv)
     char errstr[512];
     int status;
 
-    memset(&ctx, 0, sizeof ctx);
     memset(&set, 0, sizeof set);
     set.rf = -1;
-    set.split = true;
+    set.ctx.split = true;
     set.level = LOG_LEVEL_WARN;
-    alert_limits_default(&ctx.lim);
+    alert_limits_default(&set.ctx.lim);
     buf_init(&input, PRODUCE_MAX_INPUT);
     status = options_cli(&produce_spec, argc, argv, &set, &st);
+    ctx = set.ctx;
     if (status >= 0)
         goto out;
     status = 2;
@@ -431,11 +428,7 @@ int produce_main(int argc, char **argv)
     brokers = set.brokers;
     props = (const char **)set.props.items;
     n_props = set.props.n;
-    ctx.topic = set.topic;
     ctx.key_from = (produce_key_from)set.key_from;
-    ctx.split = set.split;
-    ctx.allow_invalid = set.allow_invalid;
-    ctx.null_values = set.null_values;
     ctx.hdrs = (const char **)set.headers.items;
     ctx.n_hdrs = set.headers.n;
     if (st.argi < argc)

@@ -51,47 +51,41 @@ typedef struct replay_ctx {
     long read, replayed, delivered, failed, skipped, unreplayable;
 } replay_ctx;
 
-/* What the option table fills. */
+/* What the option table fills: the options of the run context, and what
+ * is parsed further (times) or passed on (properties, log level). */
 typedef struct replay_settings {
-    const char *brokers;
-    const char *topic;
-    const char *group;
-    const char *targets_path;
-    const char *only_target;
-    const char *only_reason;
-    const char *since; /* --since and --since-ms. */
-    const char *until; /* --until and --until-ms. */
+    replay_ctx ctx;
+    const char *since;  /* --since and --since-ms. */
+    const char *until;  /* --until and --until-ms. */
     options_list props; /* -X and HERALD_KAFKA_*. */
-    int64_t deadline_ms;
-    bool dry_run;
-    int level; /* log_level. */
+    int level;          /* log_level. */
 } replay_settings;
 
 #define REPLAY_FIELD(f) offsetof(replay_settings, f)
 
 /* The one option table of `herald dlq replay`; defaults in replay_main(). */
 static const options_entry replay_entries[] = {
-    OPTIONS_ENTRY_BROKERS(replay_settings, brokers),
+    OPTIONS_ENTRY_BROKERS(replay_settings, ctx.brokers),
     {.name = "dlq-topic", .short_name = 'd', .type = OPTIONS_STRING,
-     .offset = REPLAY_FIELD(topic), .flags = OPTIONS_REQUIRED, .arg = "NAME",
+     .offset = REPLAY_FIELD(ctx.topic), .flags = OPTIONS_REQUIRED, .arg = "NAME",
      .help = "dead-letter topic (default $HERALD_TOPIC.dlq)"},
     /* Not HERALD_GROUP: that names the group of `herald run`, and a
      * replay must never commit for it. */
     {.name = "group", .short_name = 'g', .type = OPTIONS_STRING,
-     .offset = REPLAY_FIELD(group), .flags = OPTIONS_REQUIRED, .arg = "ID",
+     .offset = REPLAY_FIELD(ctx.group), .flags = OPTIONS_REQUIRED, .arg = "ID",
      .env = "HERALD_REPLAY_GROUP",
      .help = "replay consumer group; with filters the default is\n"
              "herald-replay.target=X... so each filter keeps its\n"
              "own position (records outside the filters are\n"
              "committed for the group)"},
     {.name = "targets", .short_name = 'c', .type = OPTIONS_STRING,
-     .offset = REPLAY_FIELD(targets_path), .flags = OPTIONS_REQUIRED,
+     .offset = REPLAY_FIELD(ctx.targets_path), .flags = OPTIONS_REQUIRED,
      .arg = "FILE", .help = "targets.yaml"},
     {.name = "target", .type = OPTIONS_STRING,
-     .offset = REPLAY_FIELD(only_target), .arg = "NAME",
+     .offset = REPLAY_FIELD(ctx.only_target), .arg = "NAME",
      .help = "only records for this target"},
     {.name = "reason", .type = OPTIONS_STRING,
-     .offset = REPLAY_FIELD(only_reason), .arg = "KIND",
+     .offset = REPLAY_FIELD(ctx.only_reason), .arg = "KIND",
      .help = "only records with this reason kind"},
     {.name = "since", .type = OPTIONS_STRING, .offset = REPLAY_FIELD(since),
      .arg = "TIME",
@@ -106,9 +100,9 @@ static const options_entry replay_entries[] = {
      .offset = REPLAY_FIELD(until), .arg = "MS",
      .help = "same, in milliseconds since the epoch"},
     {.name = "deadline-ms", .type = OPTIONS_MS,
-     .offset = REPLAY_FIELD(deadline_ms), .arg = "MS", .min = 1,
+     .offset = REPLAY_FIELD(ctx.deadline_ms), .arg = "MS", .min = 1,
      .max = PUBLISH_DEADLINE_MAX_MS, .help = "publish deadline per alert"},
-    {.name = "dry-run", .type = OPTIONS_BOOL, .offset = REPLAY_FIELD(dry_run),
+    {.name = "dry-run", .type = OPTIONS_BOOL, .offset = REPLAY_FIELD(ctx.dry_run),
      .help = "print what would be replayed; commit nothing"},
     OPTIONS_ENTRY_PROPERTY(replay_settings, props),
     OPTIONS_ENTRY_LOG_LEVEL(replay_settings, level, 0),
@@ -476,24 +470,17 @@ int replay_main(int argc, char **argv)
     herald_err err;
     int status;
 
-    memset(&ctx, 0, sizeof ctx);
     memset(&set, 0, sizeof set);
-    set.topic = options_dlq_topic_default(topic_default, sizeof topic_default);
-    set.group = "herald-replay";
-    set.deadline_ms = 30000;
+    set.ctx.topic =
+        options_dlq_topic_default(topic_default, sizeof topic_default);
+    set.ctx.group = "herald-replay";
+    set.ctx.deadline_ms = 30000;
     set.level = LOG_LEVEL_WARN;
     status = options_cli(&replay_spec, argc, argv, &set, &st);
+    ctx = set.ctx;
     if (status >= 0)
         goto out;
     status = 2;
-    ctx.brokers = set.brokers;
-    ctx.topic = set.topic;
-    ctx.group = set.group;
-    ctx.targets_path = set.targets_path;
-    ctx.only_target = set.only_target;
-    ctx.only_reason = set.only_reason;
-    ctx.deadline_ms = set.deadline_ms;
-    ctx.dry_run = set.dry_run;
     if (!replay_times(&ctx, &set))
         goto out;
     log_init((log_level)set.level, LOG_FORMAT_AUTO);
