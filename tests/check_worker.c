@@ -11,7 +11,7 @@
  * the worker and then checks what matters: what the receiver got, what the
  * dead-letter topic holds and the group's committed offsets.
  *
- * Stopping: the worker reads *cfg.stop, a volatile sig_atomic_t, on its
+ * Stopping: the worker reads *cfg.stop, an atomic_int, on its
  * own thread. The test sets it the way production does, from a signal
  * handler: pthread_kill(SIGUSR1) runs the handler on the worker thread, so
  * the flag is written and read by the same thread (no data race for TSan).
@@ -559,7 +559,7 @@ static void assert_committed_to_end(const char *group, const char *topic)
 /* ------------------------------------------------------------------ */
 
 /* Written by the SIGUSR1 handler on the worker thread, read there too. */
-static volatile sig_atomic_t worker_stop;
+static atomic_int worker_stop;
 
 static void on_sigusr1(int sig)
 {

@@ -13,7 +13,6 @@
  */
 #include "tools/dlqshow.h"
 
-#include <getopt.h>
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,6 +22,7 @@
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/options.h"
 #include "tools/topic_reader.h"
 
 /* The handle's group.id: never joined, never committed. */
@@ -31,28 +31,40 @@
  * message size limit, escaped up to 6 bytes per input byte). */
 #define DLQSHOW_LINE_MAX (64u * 1024u * 1024u)
 
-static void dlqshow_usage(FILE *out)
-{
-    fprintf(out,
-            "usage: herald dlq show --brokers LIST --dlq-topic NAME "
-            "[--json]\n"
-            "\n"
-            "Prints the records of the dead-letter topic, from the beginning\n"
-            "to the end offsets seen at start. Joins no group and commits\n"
-            "nothing.\n"
-            "\n"
-            "options:\n"
-            "  -b, --brokers LIST        bootstrap brokers (env "
-            "HERALD_BROKERS)\n"
-            "  -d, --dlq-topic NAME      dead-letter topic (env "
-            "HERALD_DLQ_TOPIC,\n"
-            "                            else $HERALD_TOPIC.dlq)\n"
-            "  -j, --json                one JSON object per record and line:\n"
-            "                            partition, offset, key, value, "
-            "headers\n"
-            "  -X, --property KEY=VALUE  librdkafka property, repeatable\n"
-            "  -h, --help                show this help\n");
-}
+/* What the option table fills. */
+typedef struct dlqshow_settings {
+    const char *brokers;
+    const char *topic;
+    options_list props; /* -X and HERALD_KAFKA_*. */
+    bool json;
+} dlqshow_settings;
+
+/* The one option table of `herald dlq show`. */
+static const options_entry dlqshow_entries[] = {
+    OPTIONS_ENTRY_BROKERS(dlqshow_settings, brokers),
+    {.name = "dlq-topic", .short_name = 'd', .type = OPTIONS_STRING,
+     .offset = offsetof(dlqshow_settings, topic), .flags = OPTIONS_REQUIRED,
+     .arg = "NAME",
+     .help = "dead-letter topic (default $HERALD_TOPIC.dlq)"},
+    {.name = "json", .short_name = 'j', .type = OPTIONS_BOOL,
+     .offset = offsetof(dlqshow_settings, json),
+     .help = "one JSON object per record and line: partition,\n"
+             "offset, key, value, headers"},
+    OPTIONS_ENTRY_PROPERTY(dlqshow_settings, props),
+};
+
+static const options_spec dlqshow_spec = {
+    .command = "herald dlq show",
+    .usage = "Usage: herald dlq show --brokers LIST --dlq-topic NAME "
+             "[--json]\n"
+             "\n"
+             "Prints the records of the dead-letter topic, from the "
+             "beginning\n"
+             "to the end offsets seen at start. Joins no group and commits\n"
+             "nothing.\n",
+    OPTIONS_TABLE(dlqshow_entries),
+    .max_args = 0,
+};
 
 /* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
 static size_t dlqshow_utf8_len(const unsigned char *s, size_t n)
@@ -247,73 +259,37 @@ static int dlqshow_consume(topic_reader *tr, const char *topic, bool json,
 
 int dlqshow_main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"brokers", required_argument, NULL, 'b'},
-        {"dlq-topic", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"property", required_argument, NULL, 'X'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    const char **props = calloc((size_t)argc + 1, sizeof(*props));
-    size_t n_props = 0;
-    const char *brokers = getenv("HERALD_BROKERS");
-    const char *topic = getenv("HERALD_DLQ_TOPIC");
-    const char *env_topic = getenv("HERALD_TOPIC");
+    dlqshow_settings set = {0};
+    options_state st;
     char topic_default[512];
     topic_reader *tr = NULL;
     herald_err err;
-    bool json = false;
     long count = 0;
     char errstr[1024];
-    int status = 2;
-    int c;
+    int status;
 
-    if (!topic && env_topic && *env_topic) {
-        snprintf(topic_default, sizeof(topic_default), "%s.dlq", env_topic);
-        topic = topic_default;
-    }
-    if (!props) {
-        fprintf(stderr, "herald dlq show: out of memory\n");
-        return 2;
-    }
-    optind = 0; /* Full getopt re-initialisation (GNU). */
-    while ((c = getopt_long(argc, argv, "b:d:jX:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'b': brokers = optarg; break;
-        case 'd': topic = optarg; break;
-        case 'j': json = true; break;
-        case 'X': props[n_props++] = optarg; break;
-        case 'h':
-            dlqshow_usage(stdout);
-            status = 0;
-            goto out;
-        default: dlqshow_usage(stderr); goto out;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "herald dlq show: unexpected argument %s\n",
-                argv[optind]);
+    set.topic = options_dlq_topic_default(topic_default,
+                                          sizeof topic_default);
+    status = options_cli(&dlqshow_spec, argc, argv, &set, &st);
+    if (status >= 0)
         goto out;
-    }
-    if (!brokers || !*brokers || !topic || !*topic) {
-        fprintf(stderr,
-                "herald dlq show: --brokers and --dlq-topic are required\n");
-        goto out;
-    }
+    status = 2;
     log_init(LOG_LEVEL_WARN, LOG_FORMAT_AUTO);
     /* Assign-only: no group join, no commits, no EOF silence. */
-    tr = topic_reader_new(brokers, props, n_props, topic, DLQSHOW_GROUP, false,
-                          &err, errstr, sizeof(errstr));
+    tr = topic_reader_new(set.brokers, (const char **)set.props.items,
+                          set.props.n, set.topic, DLQSHOW_GROUP, false, &err,
+                          errstr, sizeof(errstr));
     if (!tr) {
         fprintf(stderr, "herald dlq show: %s\n", errstr);
         /* Properties that do not parse are a usage error. */
         status = err == HERALD_ERR_CONFIG ? 2 : 1;
         goto out;
     }
-    status = dlqshow_consume(tr, topic, json, &count);
-    fprintf(stderr, "dlq show %s: %ld records\n", topic, count);
+    status = dlqshow_consume(tr, set.topic, set.json, &count);
+    fprintf(stderr, "dlq show %s: %ld records\n", set.topic, count);
 out:
     topic_reader_destroy(tr);
-    free(props);
+    options_list_free(&set.props);
+    options_state_free(&st);
     return status;
 }

@@ -30,8 +30,10 @@
 /*
  * Runs `herald dlq show`. argv[0] is the subcommand name ("show"): main
  * dispatches `herald dlq show ...` as dlqshow_main(argc - 2, argv + 2).
- * Env defaults: HERALD_BROKERS, and HERALD_DLQ_TOPIC (else
- * HERALD_TOPIC + ".dlq"). Returns the exit status above.
+ * Every flag has its environment variable (core/options.h:
+ * HERALD_BROKERS, HERALD_DLQ_TOPIC, HERALD_JSON, HERALD_KAFKA_*); the
+ * dead-letter topic defaults to HERALD_TOPIC + ".dlq". Returns the exit
+ * status above.
  */
 int dlqshow_main(int argc, char **argv);
 

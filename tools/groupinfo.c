@@ -9,7 +9,6 @@
  */
 #include "tools/groupinfo.h"
 
-#include <getopt.h>
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,31 +18,56 @@
 
 #include "core/admin.h"
 #include "core/log.h"
+#include "core/options.h"
 
 /* Whole-command timeout, ms. */
 #define OFFSETS_TIMEOUT_MS 30000
 
-static void offsets_usage(FILE *out)
-{
-    fprintf(
-        out,
-        "usage: herald offsets --brokers LIST --topic NAME --group ID\n"
-        "                      [--json] [--fail-on-lag] [-X prop=value]...\n"
-        "\n"
-        "Prints the committed offset, end offset and lag of a consumer group\n"
-        "for every partition of a topic, and the totals. Does not join the\n"
-        "group.\n"
-        "\n"
-        "options:\n"
-        "  -b, --brokers LIST        bootstrap brokers (env HERALD_BROKERS)\n"
-        "  -t, --topic NAME          topic (env HERALD_TOPIC)\n"
-        "  -g, --group ID            consumer group (env HERALD_GROUP)\n"
-        "  -X, --property KEY=VALUE  librdkafka property, repeatable\n"
-        "      --json                one JSON object instead of a table\n"
-        "      --fail-on-lag         exit 1 when any partition has lag\n"
-        "      --log-level LEVEL     debug, info, warn (default), error, off\n"
-        "  -h, --help                show this help\n");
-}
+/* What the option table fills. */
+typedef struct offsets_settings {
+    const char *brokers;
+    const char *topic;
+    const char *group;
+    options_list props; /* -X and HERALD_KAFKA_*. */
+    bool json;
+    bool fail_on_lag;
+    int level; /* log_level. */
+} offsets_settings;
+
+#define OFFSETS_FIELD(f) offsetof(offsets_settings, f)
+
+/* The one option table of `herald offsets`. */
+static const options_entry offsets_entries[] = {
+    OPTIONS_ENTRY_BROKERS(offsets_settings, brokers),
+    {.name = "topic", .short_name = 't', .type = OPTIONS_STRING,
+     .offset = OFFSETS_FIELD(topic), .flags = OPTIONS_REQUIRED,
+     .arg = "NAME", .help = "topic"},
+    {.name = "group", .short_name = 'g', .type = OPTIONS_STRING,
+     .offset = OFFSETS_FIELD(group), .flags = OPTIONS_REQUIRED, .arg = "ID",
+     .help = "consumer group"},
+    OPTIONS_ENTRY_PROPERTY(offsets_settings, props),
+    {.name = "json", .type = OPTIONS_BOOL, .offset = OFFSETS_FIELD(json),
+     .help = "one JSON object instead of a table"},
+    {.name = "fail-on-lag", .type = OPTIONS_BOOL,
+     .offset = OFFSETS_FIELD(fail_on_lag),
+     .help = "exit 1 when any partition has lag"},
+    OPTIONS_ENTRY_LOG_LEVEL(offsets_settings, level, 0),
+};
+
+static const options_spec offsets_spec = {
+    .command = "herald offsets",
+    .usage = "Usage: herald offsets --brokers LIST --topic NAME --group ID\n"
+             "                      [--json] [--fail-on-lag] "
+             "[-X prop=value]...\n"
+             "\n"
+             "Prints the committed offset, end offset and lag of a consumer "
+             "group\n"
+             "for every partition of a topic, and the totals. Does not join "
+             "the\n"
+             "group.\n",
+    OPTIONS_TABLE(offsets_entries),
+    .max_args = 0,
+};
 
 static void offsets_print_json(const char *topic, const char *group,
                                const admin_partition_offsets *offs, size_t n,
@@ -81,25 +105,8 @@ static void offsets_print_json(const char *topic, const char *group,
 
 int offsets_main(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_FAIL_ON_LAG, OPT_LOG_LEVEL };
-    static const struct option longopts[] = {
-        {"brokers", required_argument, NULL, 'b'},
-        {"topic", required_argument, NULL, 't'},
-        {"group", required_argument, NULL, 'g'},
-        {"property", required_argument, NULL, 'X'},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"fail-on-lag", no_argument, NULL, OPT_FAIL_ON_LAG},
-        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    const char *brokers = getenv("HERALD_BROKERS");
-    const char *topic = getenv("HERALD_TOPIC");
-    const char *group = getenv("HERALD_GROUP");
-    const char **props = calloc((size_t)argc + 1, sizeof *props);
-    size_t n_props = 0;
-    bool as_json = false;
-    bool fail_on_lag = false;
-    log_level level = LOG_LEVEL_WARN;
+    offsets_settings set = {.level = LOG_LEVEL_WARN};
+    options_state st;
     admin_partition_offsets *offs = NULL;
     size_t n = 0;
     int64_t total_end = 0;
@@ -107,50 +114,17 @@ int offsets_main(int argc, char **argv)
     bool fully = true;
     char errstr[512];
     herald_err err;
-    int status = 2;
-    int c;
+    const char *topic;
+    const char *group;
+    int status = options_cli(&offsets_spec, argc, argv, &set, &st);
 
-    if (!props) {
-        fprintf(stderr, "herald offsets: out of memory\n");
-        return 2;
-    }
-    optind = 0; /* Full getopt re-initialisation (GNU). */
-    while ((c = getopt_long(argc, argv, "b:t:g:X:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'b': brokers = optarg; break;
-        case 't': topic = optarg; break;
-        case 'g': group = optarg; break;
-        case 'X': props[n_props++] = optarg; break;
-        case OPT_JSON: as_json = true; break;
-        case OPT_FAIL_ON_LAG: fail_on_lag = true; break;
-        case OPT_LOG_LEVEL:
-            if (log_level_parse(optarg, &level) != 0) {
-                fprintf(stderr,
-                        "herald offsets: --log-level %s: unknown "
-                        "level\n",
-                        optarg);
-                goto out;
-            }
-            break;
-        case 'h':
-            offsets_usage(stdout);
-            status = 0;
-            goto out;
-        default: offsets_usage(stderr); goto out;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "herald offsets: unexpected argument %s\n",
-                argv[optind]);
+    if (status >= 0)
         goto out;
-    }
-    if (!brokers || !*brokers || !topic || !*topic || !group || !*group) {
-        fprintf(stderr, "herald offsets: --brokers, --topic and --group are "
-                        "required\n");
-        goto out;
-    }
-    log_init(level, LOG_FORMAT_AUTO);
-    err = admin_group_offsets(brokers, props, n_props, group, topic, &offs, &n,
+    topic = set.topic;
+    group = set.group;
+    log_init((log_level)set.level, LOG_FORMAT_AUTO);
+    err = admin_group_offsets(set.brokers, (const char **)set.props.items,
+                              set.props.n, group, topic, &offs, &n,
                               OFFSETS_TIMEOUT_MS, errstr, sizeof errstr);
     if (err != HERALD_OK) {
         fprintf(stderr, "herald offsets: %s\n", errstr);
@@ -164,7 +138,7 @@ int offsets_main(int argc, char **argv)
             !(offs[i].committed < 0 && offs[i].high == offs[i].low))
             fully = false;
     }
-    if (as_json) {
+    if (set.json) {
         offsets_print_json(topic, group, offs, n, total_end, total_lag, fully);
     } else {
         printf("topic %s, group %s\n", topic, group);
@@ -184,10 +158,11 @@ int offsets_main(int argc, char **argv)
                (long long)total_end, (long long)total_lag);
         printf("fully committed: %s\n", fully ? "yes" : "no");
     }
-    status = fail_on_lag && total_lag > 0 ? 1 : 0;
+    status = set.fail_on_lag && total_lag > 0 ? 1 : 0;
 out:
     fflush(stdout);
     free(offs);
-    free(props);
+    options_list_free(&set.props);
+    options_state_free(&st);
     return status;
 }

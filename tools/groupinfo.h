@@ -25,8 +25,9 @@
 #define HERALD_GROUPINFO_H
 
 /*
- * Runs `herald offsets`. argv[0] is the command name ("offsets"). Env
- * defaults: HERALD_BROKERS, HERALD_TOPIC, HERALD_GROUP. Returns the exit
+ * Runs `herald offsets`. argv[0] is the command name ("offsets"). Every
+ * flag has its environment variable (core/options.h: HERALD_BROKERS,
+ * HERALD_TOPIC, HERALD_GROUP, ..., HERALD_KAFKA_*). Returns the exit
  * status above.
  */
 int offsets_main(int argc, char **argv);

@@ -14,10 +14,10 @@
  */
 #include "tools/produce.h"
 
-#include <getopt.h>
 #include <json-c/json.h>
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +27,7 @@
 #include "core/alert.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/options.h"
 
 /* Largest input accepted, bytes: far above any test or demo file, low
  * enough that a mistaken binary pipe cannot exhaust memory. */
@@ -58,41 +59,91 @@ typedef struct produce_ctx {
     long invalid;   /* Invalid records met (skipped unless allowed). */
 } produce_ctx;
 
-static void produce_usage(FILE *out)
-{
-    fprintf(
-        out,
-        "usage: herald produce [options] [FILE|-]\n"
+/* What the option table fills. */
+typedef struct produce_settings {
+    produce_ctx ctx; /* Its topic and switches. */
+    const char *brokers;
+    options_list props;    /* -X and HERALD_KAFKA_*. */
+    options_list headers;  /* -H NAME=VALUE. */
+    int create_partitions; /* 0: do not create the topic. */
+    int rf;                /* -1: the broker's default. */
+    int key_from;          /* produce_key_from. */
+    int level;             /* log_level. */
+} produce_settings;
+
+#define PRODUCE_FIELD(f) offsetof(produce_settings, f)
+
+static const char *const produce_key_words[] = {"fingerprint", "group",
+                                                "none", NULL};
+static const int produce_key_values[] = {
+    PRODUCE_KEY_FINGERPRINT, PRODUCE_KEY_GROUP, PRODUCE_KEY_NONE};
+
+/* The one option table of `herald produce`; defaults in produce_main(). */
+static const options_entry produce_entries[] = {
+    OPTIONS_ENTRY_BROKERS(produce_settings, brokers),
+    {.name = "topic", .short_name = 't', .type = OPTIONS_STRING,
+     .offset = PRODUCE_FIELD(ctx.topic), .flags = OPTIONS_REQUIRED,
+     .arg = "NAME", .help = "topic"},
+    OPTIONS_ENTRY_PROPERTY(produce_settings, props),
+    {.name = "create-topic", .type = OPTIONS_INT,
+     .offset = PRODUCE_FIELD(create_partitions), .arg = "N", .min = 1,
+     .max = 100000,
+     .help = "create the topic with N partitions if it does not\n"
+             "exist"},
+    {.name = "replication-factor", .type = OPTIONS_INT,
+     .offset = PRODUCE_FIELD(rf), .arg = "R", .min = -1, .max = 1000,
+     .help = "for --create-topic (-1: the broker's default)"},
+    {.name = "key-from", .type = OPTIONS_ENUM,
+     .offset = PRODUCE_FIELD(key_from), .arg = "KIND",
+     .words = produce_key_words, .values = produce_key_values,
+     .help = "message key: the fingerprint, the groupKey or\n"
+             "none"},
+    {.name = "split", .type = OPTIONS_BOOL, .offset = PRODUCE_FIELD(ctx.split),
+     .neg_name = "no-split",
+     .help = "one message per alert of a payload (--no-split:\n"
+             "a payload stays one message)"},
+    {.name = "header", .short_name = 'H', .type = OPTIONS_LIST,
+     .offset = PRODUCE_FIELD(headers), .arg = "NAME=VALUE",
+     .help = "add a message header, repeatable (e.g.\n"
+             "herald-targets=a,b)"},
+    {.name = "allow-invalid", .type = OPTIONS_BOOL,
+     .offset = PRODUCE_FIELD(ctx.allow_invalid),
+     .help = "produce invalid records anyway, unkeyed"},
+    {.name = "null-values", .type = OPTIONS_BOOL,
+     .offset = PRODUCE_FIELD(ctx.null_values),
+     .help = "a line `null` becomes a null value"},
+    OPTIONS_ENTRY_LOG_LEVEL(produce_settings, level, 0),
+};
+
+static const options_spec produce_spec = {
+    .command = "herald produce",
+    .usage =
+        "Usage: herald produce [options] [FILE|-]\n"
         "\n"
         "Produces alerts to a Kafka topic, keyed by fingerprint, and waits\n"
         "for every delivery report. Input: one whole JSON document (an\n"
         "Alertmanager webhook payload or one alert) or JSON lines (one alert\n"
         "or payload per line; blank lines skipped). Reads stdin when FILE is\n"
-        "absent or \"-\".\n"
-        "\n"
-        "options:\n"
-        "  -b, --brokers LIST        bootstrap brokers (env HERALD_BROKERS)\n"
-        "  -t, --topic NAME          topic (env HERALD_TOPIC)\n"
-        "  -X, --property KEY=VALUE  librdkafka property, repeatable (as "
-        "kcat)\n"
-        "      --create-topic N      create the topic with N partitions if\n"
-        "                            it does not exist\n"
-        "      --replication-factor R  for --create-topic (default -1: the\n"
-        "                            broker's default)\n"
-        "      --key-from KIND       fingerprint (default), group (groupKey)\n"
-        "                            or none\n"
-        "      --split               one message per alert of a payload\n"
-        "                            (default)\n"
-        "      --no-split            a payload stays one message\n"
-        "  -H, --header NAME=VALUE   add a message header, repeatable (e.g.\n"
-        "                            herald-targets=a,b)\n"
-        "      --allow-invalid       produce invalid records anyway, unkeyed\n"
-        "      --null-values         a line `null` becomes a null value\n"
-        "      --log-level LEVEL     debug, info, warn (default), error, off\n"
-        "  -h, --help                show this help\n"
-        "\n"
-        "exit status: 0 all delivered, 1 delivery or Kafka error, 2 usage or\n"
-        "input error, 3 invalid records were skipped.\n");
+        "absent or \"-\".\n",
+    .footer = "Exit status: 0 all delivered, 1 delivery or Kafka error, 2 "
+              "usage or\ninput error, 3 invalid records were skipped.\n",
+    OPTIONS_TABLE(produce_entries),
+    .max_args = 1,
+};
+
+/* -H values must be NAME=VALUE with a non-empty NAME. */
+static bool produce_headers_ok(const options_list *headers)
+{
+    for (size_t i = 0; i < headers->n; i++) {
+        const char *h = headers->items[i];
+
+        if (!strchr(h, '=') || h[0] == '=') {
+            fprintf(stderr, "herald produce: -H %s: expected NAME=VALUE\n",
+                    h);
+            return false;
+        }
+    }
+    return true;
 }
 
 /* Delivery reports: runs inside rd_kafka_poll()/flush() on this thread. */
@@ -346,131 +397,43 @@ static void produce_input(produce_ctx *ctx, const char *text, size_t len)
 
 int produce_main(int argc, char **argv)
 {
-    enum {
-        OPT_CREATE = 256,
-        OPT_RF,
-        OPT_KEY_FROM,
-        OPT_SPLIT,
-        OPT_NO_SPLIT,
-        OPT_ALLOW_INVALID,
-        OPT_NULL_VALUES,
-        OPT_LOG_LEVEL
-    };
-    static const struct option longopts[] = {
-        {"brokers", required_argument, NULL, 'b'},
-        {"topic", required_argument, NULL, 't'},
-        {"property", required_argument, NULL, 'X'},
-        {"header", required_argument, NULL, 'H'},
-        {"create-topic", required_argument, NULL, OPT_CREATE},
-        {"replication-factor", required_argument, NULL, OPT_RF},
-        {"key-from", required_argument, NULL, OPT_KEY_FROM},
-        {"split", no_argument, NULL, OPT_SPLIT},
-        {"no-split", no_argument, NULL, OPT_NO_SPLIT},
-        {"allow-invalid", no_argument, NULL, OPT_ALLOW_INVALID},
-        {"null-values", no_argument, NULL, OPT_NULL_VALUES},
-        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
     static const char *const defaults[] = {"enable.idempotence=true",
                                            "acks=all", "linger.ms=5"};
+    produce_settings set;
+    options_state st;
     produce_ctx ctx;
-    const char *brokers = getenv("HERALD_BROKERS");
-    const char **props = calloc((size_t)argc + 1, sizeof *props);
-    size_t n_props = 0;
-    int create_partitions = 0;
-    int rf = -1;
-    log_level level = LOG_LEVEL_WARN;
+    const char *brokers;
+    const char **props;
+    size_t n_props;
     const char *path = NULL;
     FILE *in = NULL;
     buf input;
     rd_kafka_conf_t *conf = NULL;
     char errstr[512];
-    int status = 2;
-    int c;
+    int status;
 
-    memset(&ctx, 0, sizeof ctx);
-    ctx.topic = getenv("HERALD_TOPIC");
-    ctx.split = true;
-    ctx.hdrs = calloc((size_t)argc + 1, sizeof *ctx.hdrs);
-    alert_limits_default(&ctx.lim);
+    memset(&set, 0, sizeof set);
+    set.rf = -1;
+    set.ctx.split = true;
+    set.level = LOG_LEVEL_WARN;
+    alert_limits_default(&set.ctx.lim);
     buf_init(&input, PRODUCE_MAX_INPUT);
-    if (!props || !ctx.hdrs) {
-        fprintf(stderr, "herald produce: out of memory\n");
+    status = options_cli(&produce_spec, argc, argv, &set, &st);
+    ctx = set.ctx;
+    if (status >= 0)
         goto out;
-    }
-    optind = 0; /* Full getopt re-initialisation (GNU). */
-    while ((c = getopt_long(argc, argv, "b:t:X:H:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'b': brokers = optarg; break;
-        case 't': ctx.topic = optarg; break;
-        case 'X': props[n_props++] = optarg; break;
-        case 'H':
-            if (!strchr(optarg, '=') || optarg[0] == '=') {
-                fprintf(stderr, "herald produce: -H %s: expected NAME=VALUE\n",
-                        optarg);
-                goto out;
-            }
-            ctx.hdrs[ctx.n_hdrs++] = optarg;
-            break;
-        case OPT_CREATE:
-            create_partitions = atoi(optarg);
-            if (create_partitions < 1) {
-                fprintf(stderr,
-                        "herald produce: --create-topic %s: expected a "
-                        "partition count >= 1\n",
-                        optarg);
-                goto out;
-            }
-            break;
-        case OPT_RF: rf = atoi(optarg); break;
-        case OPT_KEY_FROM:
-            if (strcmp(optarg, "fingerprint") == 0)
-                ctx.key_from = PRODUCE_KEY_FINGERPRINT;
-            else if (strcmp(optarg, "group") == 0)
-                ctx.key_from = PRODUCE_KEY_GROUP;
-            else if (strcmp(optarg, "none") == 0)
-                ctx.key_from = PRODUCE_KEY_NONE;
-            else {
-                fprintf(stderr,
-                        "herald produce: --key-from %s: expected "
-                        "fingerprint, group or none\n",
-                        optarg);
-                goto out;
-            }
-            break;
-        case OPT_SPLIT: ctx.split = true; break;
-        case OPT_NO_SPLIT: ctx.split = false; break;
-        case OPT_ALLOW_INVALID: ctx.allow_invalid = true; break;
-        case OPT_NULL_VALUES: ctx.null_values = true; break;
-        case OPT_LOG_LEVEL:
-            if (log_level_parse(optarg, &level) != 0) {
-                fprintf(stderr,
-                        "herald produce: --log-level %s: unknown "
-                        "level\n",
-                        optarg);
-                goto out;
-            }
-            break;
-        case 'h':
-            produce_usage(stdout);
-            status = 0;
-            goto out;
-        default: produce_usage(stderr); goto out;
-        }
-    }
-    if (optind < argc)
-        path = argv[optind++];
-    if (optind < argc) {
-        fprintf(stderr, "herald produce: unexpected argument %s\n",
-                argv[optind]);
+    status = 2;
+    if (!produce_headers_ok(&set.headers))
         goto out;
-    }
-    if (!brokers || !*brokers || !ctx.topic || !*ctx.topic) {
-        fprintf(stderr, "herald produce: --brokers and --topic are required "
-                        "(or HERALD_BROKERS and HERALD_TOPIC)\n");
-        goto out;
-    }
-    log_init(level, LOG_FORMAT_AUTO);
+    brokers = set.brokers;
+    props = (const char **)set.props.items;
+    n_props = set.props.n;
+    ctx.key_from = (produce_key_from)set.key_from;
+    ctx.hdrs = (const char **)set.headers.items;
+    ctx.n_hdrs = set.headers.n;
+    if (st.argi < argc)
+        path = argv[st.argi];
+    log_init((log_level)set.level, LOG_FORMAT_AUTO);
 
     if (!path || strcmp(path, "-") == 0) {
         in = stdin;
@@ -491,9 +454,9 @@ int produce_main(int argc, char **argv)
         goto out;
     }
 
-    if (create_partitions > 0) {
+    if (set.create_partitions > 0) {
         herald_err err = admin_create_topic(
-            brokers, props, n_props, ctx.topic, create_partitions, rf,
+            brokers, props, n_props, ctx.topic, set.create_partitions, set.rf,
             PRODUCE_ADMIN_TIMEOUT_MS, errstr, sizeof errstr);
 
         if (err != HERALD_OK) {
@@ -544,7 +507,8 @@ out:
     if (in && in != stdin)
         fclose(in);
     buf_free(&input);
-    free(props);
-    free(ctx.hdrs);
+    options_list_free(&set.props);
+    options_list_free(&set.headers);
+    options_state_free(&st);
     return status;
 }

@@ -46,8 +46,10 @@
 
 /*
  * Runs `herald produce`. argv[0] is the command name ("produce"), the
- * flags follow. Returns the exit status documented above. Calls
- * log_init() with the --log-level (default "warn").
+ * flags follow; every flag has its environment variable (core/options.h:
+ * HERALD_BROKERS, HERALD_TOPIC, ..., HERALD_KAFKA_*; not -H). Returns the
+ * exit status documented above. Calls log_init() with the --log-level
+ * (default "warn").
  */
 int produce_main(int argc, char **argv);
 

@@ -18,9 +18,9 @@
 #include "tools/replay.h"
 
 #include <ctype.h>
-#include <getopt.h>
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +30,7 @@
 #include "publishers/targets.h"
 #include "core/alert.h"
 #include "core/log.h"
+#include "core/options.h"
 #include "tools/topic_reader.h"
 
 /* Options and counters of one run. */
@@ -50,46 +51,79 @@ typedef struct replay_ctx {
     long read, replayed, delivered, failed, skipped, unreplayable;
 } replay_ctx;
 
-static void replay_usage(FILE *out)
-{
-    fprintf(
-        out,
-        "usage: herald dlq replay --brokers LIST --dlq-topic NAME\n"
+/* What the option table fills: the options of the run context, and what
+ * is parsed further (times) or passed on (properties, log level). */
+typedef struct replay_settings {
+    replay_ctx ctx;
+    const char *since;  /* --since and --since-ms. */
+    const char *until;  /* --until and --until-ms. */
+    options_list props; /* -X and HERALD_KAFKA_*. */
+    int level;          /* log_level. */
+} replay_settings;
+
+#define REPLAY_FIELD(f) offsetof(replay_settings, f)
+
+/* The one option table of `herald dlq replay`; defaults in replay_main(). */
+static const options_entry replay_entries[] = {
+    OPTIONS_ENTRY_BROKERS(replay_settings, ctx.brokers),
+    {.name = "dlq-topic", .short_name = 'd', .type = OPTIONS_STRING,
+     .offset = REPLAY_FIELD(ctx.topic), .flags = OPTIONS_REQUIRED, .arg = "NAME",
+     .help = "dead-letter topic (default $HERALD_TOPIC.dlq)"},
+    /* Not HERALD_GROUP: that names the group of `herald run`, and a
+     * replay must never commit for it. */
+    {.name = "group", .short_name = 'g', .type = OPTIONS_STRING,
+     .offset = REPLAY_FIELD(ctx.group), .flags = OPTIONS_REQUIRED, .arg = "ID",
+     .env = "HERALD_REPLAY_GROUP",
+     .help = "replay consumer group; with filters the default is\n"
+             "herald-replay.target=X... so each filter keeps its\n"
+             "own position (records outside the filters are\n"
+             "committed for the group)"},
+    {.name = "targets", .short_name = 'c', .type = OPTIONS_STRING,
+     .offset = REPLAY_FIELD(ctx.targets_path), .flags = OPTIONS_REQUIRED,
+     .arg = "FILE", .help = "targets.yaml"},
+    {.name = "target", .type = OPTIONS_STRING,
+     .offset = REPLAY_FIELD(ctx.only_target), .arg = "NAME",
+     .help = "only records for this target"},
+    {.name = "reason", .type = OPTIONS_STRING,
+     .offset = REPLAY_FIELD(ctx.only_reason), .arg = "KIND",
+     .help = "only records with this reason kind"},
+    {.name = "since", .type = OPTIONS_STRING, .offset = REPLAY_FIELD(since),
+     .arg = "TIME",
+     .help = "only records dead-lettered at or after TIME\n"
+             "(RFC 3339 or epoch ms)"},
+    {.name = "since-ms", .type = OPTIONS_STRING,
+     .offset = REPLAY_FIELD(since), .arg = "MS",
+     .help = "same, in milliseconds since the epoch"},
+    {.name = "until", .type = OPTIONS_STRING, .offset = REPLAY_FIELD(until),
+     .arg = "TIME", .help = "only records dead-lettered before TIME"},
+    {.name = "until-ms", .type = OPTIONS_STRING,
+     .offset = REPLAY_FIELD(until), .arg = "MS",
+     .help = "same, in milliseconds since the epoch"},
+    {.name = "deadline-ms", .type = OPTIONS_MS,
+     .offset = REPLAY_FIELD(ctx.deadline_ms), .arg = "MS", .min = 1,
+     .max = PUBLISH_DEADLINE_MAX_MS, .help = "publish deadline per alert"},
+    {.name = "dry-run", .type = OPTIONS_BOOL, .offset = REPLAY_FIELD(ctx.dry_run),
+     .help = "print what would be replayed; commit nothing"},
+    OPTIONS_ENTRY_PROPERTY(replay_settings, props),
+    OPTIONS_ENTRY_LOG_LEVEL(replay_settings, level, 0),
+};
+
+static const options_spec replay_spec = {
+    .command = "herald dlq replay",
+    .usage =
+        "Usage: herald dlq replay --brokers LIST --dlq-topic NAME\n"
         "           --targets FILE [options]\n"
         "\n"
         "Re-publishes dead-letter records to their recorded target (or to\n"
         "all matching targets when none is recorded) and commits each one\n"
         "for the group, so the same group never replays a record twice.\n"
-        "Stops at the first record that fails again, without committing it.\n"
-        "\n"
-        "options:\n"
-        "  -b, --brokers LIST        bootstrap brokers (env HERALD_BROKERS)\n"
-        "  -d, --dlq-topic NAME      dead-letter topic (env HERALD_DLQ_TOPIC,\n"
-        "                            else $HERALD_TOPIC.dlq)\n"
-        "  -g, --group ID            replay consumer group (default\n"
-        "                            herald-replay; with filters\n"
-        "                            herald-replay.target=X... so each\n"
-        "                            filter keeps its own position:\n"
-        "                            records outside the filters are\n"
-        "                            committed for the group)\n"
-        "  -c, --targets FILE        targets.yaml (env HERALD_TARGETS)\n"
-        "      --target NAME         only records for this target\n"
-        "      --reason KIND         only records with this reason kind\n"
-        "      --since TIME          only records dead-lettered at or after\n"
-        "                            TIME (RFC 3339 or epoch ms)\n"
-        "      --since-ms MS         same, in milliseconds since the epoch\n"
-        "      --until TIME          only records dead-lettered before TIME\n"
-        "      --until-ms MS         same, in milliseconds since the epoch\n"
-        "      --deadline-ms MS      publish deadline per alert (30000)\n"
-        "      --dry-run             print what would be replayed; commit\n"
-        "                            nothing\n"
-        "  -X, --property KEY=VALUE  librdkafka property, repeatable\n"
-        "      --log-level LEVEL     debug, info, warn (default), error, off\n"
-        "  -h, --help                show this help\n"
-        "\n"
-        "exit status: 0 done, 1 a record failed or Kafka error, 2 usage or\n"
-        "configuration error.\n");
-}
+        "Stops at the first record that fails again, without committing "
+        "it.\n",
+    .footer = "Exit status: 0 done, 1 a record failed or Kafka error, 2 "
+              "usage or\nconfiguration error.\n",
+    OPTIONS_TABLE(replay_entries),
+    .max_args = 0,
+};
 
 /* Parses exactly n digits at *p into *out and advances *p. */
 static bool replay_digits(const char **p, int n, int *out)
@@ -375,160 +409,84 @@ static int replay_consume(replay_ctx *ctx)
     }
 }
 
-int replay_main(int argc, char **argv)
+/* Parses --since/--until into ctx. False (message printed) on error. */
+static bool replay_times(replay_ctx *ctx, const replay_settings *set)
 {
-    enum {
-        OPT_TARGET = 256,
-        OPT_REASON,
-        OPT_SINCE,
-        OPT_SINCE_MS,
-        OPT_UNTIL,
-        OPT_UNTIL_MS,
-        OPT_DEADLINE,
-        OPT_DRY_RUN,
-        OPT_LOG_LEVEL
-    };
-    static const struct option longopts[] = {
-        {"brokers", required_argument, NULL, 'b'},
-        {"dlq-topic", required_argument, NULL, 'd'},
-        {"group", required_argument, NULL, 'g'},
-        {"targets", required_argument, NULL, 'c'},
-        {"property", required_argument, NULL, 'X'},
-        {"target", required_argument, NULL, OPT_TARGET},
-        {"reason", required_argument, NULL, OPT_REASON},
-        {"since", required_argument, NULL, OPT_SINCE},
-        {"since-ms", required_argument, NULL, OPT_SINCE_MS},
-        {"until", required_argument, NULL, OPT_UNTIL},
-        {"until-ms", required_argument, NULL, OPT_UNTIL_MS},
-        {"deadline-ms", required_argument, NULL, OPT_DEADLINE},
-        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
-        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    replay_ctx ctx;
-    const char **props = calloc((size_t)argc + 1, sizeof *props);
-    size_t n_props = 0;
-    char topic_default[512];
-    char group_default[768];
-    bool group_given = false;
-    const char *env_topic = getenv("HERALD_TOPIC");
-    log_level level = LOG_LEVEL_WARN;
-    char errstr[1024];
-    herald_err err;
-    int status = 2;
-    int c;
+    const char *text[2] = {set->since, set->until};
+    int64_t *ms[2] = {&ctx->since_ms, &ctx->until_ms};
+    bool *has[2] = {&ctx->has_since, &ctx->has_until};
 
-    memset(&ctx, 0, sizeof ctx);
-    ctx.brokers = getenv("HERALD_BROKERS");
-    ctx.topic = getenv("HERALD_DLQ_TOPIC");
-    if (!ctx.topic && env_topic && *env_topic) {
-        snprintf(topic_default, sizeof topic_default, "%s.dlq", env_topic);
-        ctx.topic = topic_default;
-    }
-    ctx.group = "herald-replay";
-    group_default[0] = '\0';
-    ctx.targets_path = getenv("HERALD_TARGETS");
-    ctx.deadline_ms = 30000;
-    if (!props) {
-        fprintf(stderr, "herald dlq replay: out of memory\n");
-        return 2;
-    }
-    optind = 0; /* Full getopt re-initialisation (GNU). */
-    while ((c = getopt_long(argc, argv, "b:d:g:c:X:h", longopts, NULL)) != -1) {
-        int64_t *tp = NULL;
-
-        switch (c) {
-        case 'b': ctx.brokers = optarg; break;
-        case 'd': ctx.topic = optarg; break;
-        case 'g':
-            ctx.group = optarg;
-            group_given = true;
-            break;
-        case 'c': ctx.targets_path = optarg; break;
-        case 'X': props[n_props++] = optarg; break;
-        case OPT_TARGET: ctx.only_target = optarg; break;
-        case OPT_REASON: ctx.only_reason = optarg; break;
-        case OPT_SINCE:
-        case OPT_SINCE_MS:
-            tp = &ctx.since_ms;
-            ctx.has_since = true;
-            break;
-        case OPT_UNTIL:
-        case OPT_UNTIL_MS:
-            tp = &ctx.until_ms;
-            ctx.has_until = true;
-            break;
-        case OPT_DEADLINE:
-            ctx.deadline_ms = strtoll(optarg, NULL, 10);
-            if (ctx.deadline_ms < 1 ||
-                ctx.deadline_ms > PUBLISH_DEADLINE_MAX_MS) {
-                fprintf(stderr,
-                        "herald dlq replay: --deadline-ms %s: "
-                        "expected 1..%d\n",
-                        optarg, PUBLISH_DEADLINE_MAX_MS);
-                goto out;
-            }
-            break;
-        case OPT_DRY_RUN: ctx.dry_run = true; break;
-        case OPT_LOG_LEVEL:
-            if (log_level_parse(optarg, &level) != 0) {
-                fprintf(stderr,
-                        "herald dlq replay: --log-level %s: "
-                        "unknown level\n",
-                        optarg);
-                goto out;
-            }
-            break;
-        case 'h':
-            replay_usage(stdout);
-            status = 0;
-            goto out;
-        default: replay_usage(stderr); goto out;
-        }
-        if (tp && replay_time_parse(optarg, tp) != HERALD_OK) {
+    for (int i = 0; i < 2; i++) {
+        if (!text[i])
+            continue;
+        if (replay_time_parse(text[i], ms[i]) != HERALD_OK) {
             fprintf(stderr,
                     "herald dlq replay: %s: expected an RFC 3339 "
                     "time or milliseconds since the epoch\n",
-                    optarg);
-            goto out;
+                    text[i]);
+            return false;
         }
+        *has[i] = true;
     }
-    if (optind < argc) {
-        fprintf(stderr, "herald dlq replay: unexpected argument %s\n",
-                argv[optind]);
-        goto out;
-    }
-    if (!ctx.brokers || !*ctx.brokers || !ctx.topic || !*ctx.topic ||
-        !ctx.targets_path || !*ctx.targets_path || !*ctx.group) {
-        fprintf(stderr, "herald dlq replay: --brokers, --dlq-topic and "
-                        "--targets are required\n");
-        goto out;
-    }
-    log_init(level, LOG_FORMAT_AUTO);
-    /*
-     * The group's position is a cursor over the whole topic: records that
-     * do not match the filters are committed too. A filtered replay
-     * therefore gets a group of its own by default, named after its
-     * filters, so that replaying target c never moves the position of a
-     * later replay of target b past b's records.
-     */
-    if (!group_given && (ctx.only_target || ctx.only_reason || ctx.has_since ||
-                         ctx.has_until)) {
-        snprintf(group_default, sizeof group_default, "herald-replay%s%s%s%s",
-                 ctx.only_target ? ".target=" : "",
-                 ctx.only_target ? ctx.only_target : "",
-                 ctx.only_reason ? ".reason=" : "",
-                 ctx.only_reason ? ctx.only_reason : "");
-        if (ctx.has_since || ctx.has_until) {
-            size_t len = strlen(group_default);
+    return true;
+}
 
-            snprintf(group_default + len, sizeof group_default - len,
-                     ".since=%lld.until=%lld",
-                     ctx.has_since ? (long long)ctx.since_ms : 0LL,
-                     ctx.has_until ? (long long)ctx.until_ms : 0LL);
-        }
-        ctx.group = group_default;
+/*
+ * The group's position is a cursor over the whole topic: records that do
+ * not match the filters are committed too. A filtered replay therefore
+ * gets a group of its own by default, named after its filters, so that
+ * replaying target c never moves the position of a later replay of
+ * target b past b's records. Writes it into out and points ctx at it.
+ */
+static void replay_filter_group(replay_ctx *ctx, char *out, size_t out_size)
+{
+    size_t len;
+
+    if (!ctx->only_target && !ctx->only_reason && !ctx->has_since &&
+        !ctx->has_until)
+        return;
+    snprintf(out, out_size, "herald-replay%s%s%s%s",
+             ctx->only_target ? ".target=" : "",
+             ctx->only_target ? ctx->only_target : "",
+             ctx->only_reason ? ".reason=" : "",
+             ctx->only_reason ? ctx->only_reason : "");
+    if (ctx->has_since || ctx->has_until) {
+        len = strlen(out);
+        snprintf(out + len, out_size - len, ".since=%lld.until=%lld",
+                 ctx->has_since ? (long long)ctx->since_ms : 0LL,
+                 ctx->has_until ? (long long)ctx->until_ms : 0LL);
     }
+    ctx->group = out;
+}
+
+int replay_main(int argc, char **argv)
+{
+    replay_settings set;
+    options_state st;
+    replay_ctx ctx;
+    char topic_default[512];
+    char group_default[768];
+    char errstr[1024];
+    herald_err err;
+    int status;
+
+    memset(&set, 0, sizeof set);
+    set.ctx.topic =
+        options_dlq_topic_default(topic_default, sizeof topic_default);
+    set.ctx.group = "herald-replay";
+    set.ctx.deadline_ms = 30000;
+    set.level = LOG_LEVEL_WARN;
+    status = options_cli(&replay_spec, argc, argv, &set, &st);
+    ctx = set.ctx;
+    if (status >= 0)
+        goto out;
+    status = 2;
+    if (!replay_times(&ctx, &set))
+        goto out;
+    log_init((log_level)set.level, LOG_FORMAT_AUTO);
+    /* A group given (flag or environment) is kept as is. */
+    if (options_source_of(&replay_spec, &st, "group") == OPTIONS_SRC_DEFAULT)
+        replay_filter_group(&ctx, group_default, sizeof group_default);
 
     err = targets_load(ctx.targets_path, &ctx.set, errstr, sizeof errstr);
     if (err != HERALD_OK) {
@@ -543,8 +501,9 @@ int replay_main(int argc, char **argv)
             goto out;
         }
     }
-    ctx.tr = topic_reader_new(ctx.brokers, props, n_props, ctx.topic, ctx.group,
-                              true, &err, errstr, sizeof errstr);
+    ctx.tr = topic_reader_new(ctx.brokers, (const char **)set.props.items,
+                              set.props.n, ctx.topic, ctx.group, true, &err,
+                              errstr, sizeof errstr);
     if (!ctx.tr) {
         fprintf(stderr, "herald dlq replay: %s\n", errstr);
         status = err == HERALD_ERR_INVALID || err == HERALD_ERR_CONFIG ? 2 : 1;
@@ -561,6 +520,7 @@ out:
     topic_reader_destroy(ctx.tr);
     parallel_destroy(ctx.pp);
     targets_release(ctx.set);
-    free(props);
+    options_list_free(&set.props);
+    options_state_free(&st);
     return status;
 }

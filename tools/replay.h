@@ -55,9 +55,11 @@
 /*
  * Runs `herald dlq replay`. argv[0] is the subcommand name ("replay"):
  * main dispatches `herald dlq replay ...` as replay_main(argc - 2,
- * argv + 2). Env defaults: HERALD_BROKERS, HERALD_TARGETS, and
- * HERALD_DLQ_TOPIC (else HERALD_TOPIC + ".dlq"). Returns the exit status
- * above.
+ * argv + 2). Every flag has its environment variable (core/options.h:
+ * HERALD_BROKERS, HERALD_TARGETS, HERALD_DLQ_TOPIC, ..., HERALD_KAFKA_*),
+ * except --group, which reads HERALD_REPLAY_GROUP: HERALD_GROUP names the
+ * group of `herald run`. The dead-letter topic defaults to HERALD_TOPIC +
+ * ".dlq". Returns the exit status above.
  */
 int replay_main(int argc, char **argv);
 

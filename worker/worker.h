@@ -14,7 +14,7 @@
 #ifndef HERALD_WORKER_H
 #define HERALD_WORKER_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,8 +51,9 @@ typedef struct worker_config {
     const char *api_listen;     /* "127.0.0.1:8080"; NULL or "" = no API. */
     const char *api_token;      /* Bearer token for POST, or NULL. */
     int targets_watch_ms; /* Poll targets.yaml for changes (2000; 0 off). */
-    volatile sig_atomic_t *stop;   /* Set by SIGTERM/SIGINT: shut down. */
-    volatile sig_atomic_t *reload; /* Set by SIGHUP: reload targets. */
+    atomic_int *stop;   /* Set by SIGTERM/SIGINT (the signal thread,
+                           core/signals.h): shut down. */
+    atomic_int *reload; /* Set by SIGHUP: reload targets; NULL = none. */
 } worker_config;
 
 /* Fills cfg with the defaults listed above (strings NULL). */
@@ -68,5 +69,15 @@ void worker_config_default(worker_config *cfg);
  */
 herald_err worker_run(const worker_config *cfg, char *errstr,
                       size_t errstr_size);
+
+/*
+ * Runs `herald run` (worker/run_cli.c): argv[0] is "run", the flags
+ * follow; settings come from flags, HERALD_* variables and defaults
+ * (core/options.h). Registers its stop and reload flags with the signal
+ * thread (core/signals.h) for the run. Returns the exit status: 0 after a
+ * clean shutdown or --help/--print-config, 1 when the worker fails, 2 on
+ * a usage error. Main thread only, once at a time.
+ */
+int worker_cli_main(int argc, char **argv);
 
 #endif
