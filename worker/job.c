@@ -1,8 +1,11 @@
 /*
- * job.c: runs one job (one Kafka message) as a small state machine whose
- * steps run on the dispatcher threads of the PublishingQueue.
+ * job.c: the life of one job (one Kafka message): created from the
+ * message, run as a small state machine whose steps run on the dispatcher
+ * threads of the PublishingQueue, handed back, freed.
  *
  * Data flow per job:
+ *   create    job_new() on the consumer thread: copy the message, parse
+ *             the alerts, take a reference to the partition;
  *   start     select the targets (all configured ones, or those of the
  *             herald-targets header); a poison message goes straight to
  *             the dead-letter topic;
@@ -21,8 +24,10 @@
  *             broker before the next; a failed write resumes after a
  *             backoff (the offset stays uncommitted meanwhile);
  *   finish    release the fingerprint in the queue (its next job may
- *             run) and hand the job to the consumer thread, which marks
- *             the offset final only when the job says so.
+ *             run) and push the job into the completion mailbox
+ *             (completions.c); the consumer thread takes it from there
+ *             (commit.c), marks the offset final only when the job says
+ *             so, and frees it with job_free().
  * A job whose partition is revoked before it starts, or that is cancelled
  * (revoke deadline, shutdown) is finished as not final: its offset is never
  * committed and the next owner consumes the message again (at-least-once).
@@ -30,7 +35,12 @@
  * Threads: steps run on dispatcher threads, one step of a job at a time;
  * job_alert_done() runs on the publisher's threads and only counts down.
  * Jobs of one fingerprint never overlap: the queue keeps the key busy
- * until job_finish().
+ * until job_finish(). job_new() and job_free() run on the consumer thread.
+ *
+ * Dependencies, one way: the consumer side (consumer.c, commit.c,
+ * rebalance.c, backpressure.c, worker.c) calls job_new(), job_free() and
+ * passes job_run()/job_drop() to the queue; job.c calls only legs.c,
+ * part.c and completions.c, never a consumer-side function.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -38,10 +48,11 @@
 #include <string.h>
 
 #include "core/clock.h"
-#include "publishers/backoff.h"
-#include "publishers/breaker.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "publishers/backoff.h"
+#include "publishers/breaker.h"
+#include "worker/job_int.h"
 #include "worker/worker_int.h"
 
 static const char *COMP = "job";
@@ -50,26 +61,6 @@ static const char *COMP = "job";
  * retried every 30 s at most. */
 #define DLQ_BACKOFF_INITIAL_MS 500
 #define DLQ_BACKOFF_MAX_MS 30000
-
-/* State of one (alert, target) leg across job attempts. */
-typedef enum leg_state {
-    LEG_PENDING = 0, /* Not yet attempted. */
-    LEG_DELIVERED,
-    LEG_NOT_SELECTED, /* Disabled or filtered: not for this alert. */
-    LEG_FAILED        /* Attempted or skipped for health; not delivered. */
-} leg_state;
-
-typedef struct leg {
-    target *tgt;
-    leg_state state;
-    char reason[32]; /* Dead-letter reason kind when failed. */
-    char error[256];
-    long http_status;
-    bool permanent; /* Gave up (4xx, unbuildable): retrying cannot help. */
-    int attempts;   /* Over all job attempts. */
-    int64_t first_attempt_ms;
-    int64_t last_attempt_ms;
-} leg;
 
 typedef enum job_step {
     STEP_START = 0,
@@ -154,6 +145,90 @@ void job_free(job *job)
     free(job);
 }
 
+/* Copies n bytes into a new NUL-terminated string; NULL when out of
+ * memory. */
+static char *job_strdup(const void *data, size_t n)
+{
+    char *s = malloc(n + 1);
+
+    if (s) {
+        memcpy(s, data, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+/* Copies the value, the key and the herald-targets header of a message. */
+static herald_err job_copy_message(job *job, const rd_kafka_message_t *rkm)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *hv;
+    size_t hlen;
+
+    if (rkm->payload) {
+        job->value = job_strdup(rkm->payload, rkm->len);
+        if (!job->value)
+            return HERALD_ERR_NOMEM;
+        job->value_len = rkm->len;
+    }
+    if (rkm->key) {
+        job->key = job_strdup(rkm->key, rkm->key_len);
+        if (!job->key)
+            return HERALD_ERR_NOMEM;
+        job->key_len = rkm->key_len;
+    }
+    if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(hdrs, "herald-targets", &hv, &hlen) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
+        hv) {
+        job->only_targets = strndup(hv, hlen);
+        if (!job->only_targets)
+            return HERALD_ERR_NOMEM;
+    }
+    return HERALD_OK;
+}
+
+job *job_new(worker *w, part *p, const rd_kafka_message_t *rkm)
+{
+    job *job = calloc(1, sizeof(*job));
+
+    if (!job)
+        return NULL;
+    job->offset = rkm->offset;
+    job->received_ms = herald_now_ms();
+    if (job_copy_message(job, rkm) != HERALD_OK) {
+        job_free(job);
+        return NULL;
+    }
+    if (alert_batch_parse(job->value, job->value_len, &w->cfg.limits,
+                          &job->batch, &job->reason, job->parse_error,
+                          sizeof(job->parse_error)) != HERALD_OK &&
+        job->reason == ALERT_REASON_NONE)
+        job->reason = ALERT_REASON_WRONG_TYPE;
+    if (job->key && job->key_len > 0 && job->key_len < sizeof(job->queue_key))
+        snprintf(job->queue_key, sizeof(job->queue_key), "%s", job->key);
+    else if (job->batch.n > 0)
+        snprintf(job->queue_key, sizeof(job->queue_key), "%s",
+                 job->batch.alerts[0].fingerprint);
+    else
+        snprintf(job->queue_key, sizeof(job->queue_key), "partition-%d",
+                 (int)p->partition);
+    job->priority =
+        job->batch.n > 0 ? alert_priority(&job->batch.alerts[0]) : 4;
+    part_ref(p);
+    job->part = p;
+    return job;
+}
+
+void job_drop(void *opaque, void *vjob)
+{
+    worker *w = opaque;
+    job *job = vjob;
+
+    job->final = false;
+    completions_push(&w->done, job);
+}
+
 static bool job_cancelled(worker *w, job *job)
 {
     return atomic_load(&job->part->cancel) || atomic_load(&w->stopping);
@@ -184,7 +259,7 @@ static void job_finish(worker *w, job *job, bool final, const char *outcome)
                   (&(log_fields){NULL, w->cfg.topic, job->part->partition,
                                  job->offset, NULL}),
                   "queue_job_done: %s", herald_err2str(err));
-    worker_job_done(w, job);
+    completions_push(&w->done, job);
 }
 
 /* Runs the job's next step on a dispatcher thread at when_ms (0 = now). */
@@ -317,64 +392,6 @@ static size_t job_targets(worker *w, job *job, target_set *set, target **out,
     return k;
 }
 
-/* Folds one publish result into the legs of an alert. */
-static void legs_update(worker *w, leg *legs, size_t n_legs,
-                        const publish_result *res)
-{
-    for (size_t r = 0; r < res->n_targets; r++) {
-        const publish_target_result *tr = &res->targets[r];
-        leg *lg = NULL;
-
-        for (size_t i = 0; i < n_legs; i++) {
-            if (strcmp(legs[i].tgt->name, tr->name) == 0) {
-                lg = &legs[i];
-                break;
-            }
-        }
-        if (!lg)
-            continue;
-        lg->attempts += tr->attempts;
-        if (tr->first_attempt_ms &&
-            (!lg->first_attempt_ms ||
-             tr->first_attempt_ms < lg->first_attempt_ms))
-            lg->first_attempt_ms = tr->first_attempt_ms;
-        if (tr->last_attempt_ms > lg->last_attempt_ms)
-            lg->last_attempt_ms = tr->last_attempt_ms;
-        switch (tr->outcome) {
-        case PUBLISH_OUTCOME_DELIVERED:
-            lg->state = LEG_DELIVERED;
-            stats_record(w->stats, tr->name, true, tr->duration_ms);
-            break;
-        case PUBLISH_OUTCOME_SKIPPED:
-            if (tr->skip_reason == PUBLISH_REASON_DISABLED ||
-                tr->skip_reason == PUBLISH_REASON_FILTERED) {
-                lg->state = LEG_NOT_SELECTED;
-                break;
-            }
-            lg->state = LEG_FAILED;
-            snprintf(lg->reason, sizeof(lg->reason), "%s",
-                     publish_skip_reason_name(tr->skip_reason));
-            snprintf(lg->error, sizeof(lg->error), "skipped: %s",
-                     publish_skip_reason_name(tr->skip_reason));
-            break;
-        case PUBLISH_OUTCOME_FAILED:
-        default:
-            lg->state = LEG_FAILED;
-            snprintf(lg->reason, sizeof(lg->reason), "target_failed");
-            snprintf(lg->error, sizeof(lg->error), "%s", tr->error);
-            lg->http_status = tr->http_status;
-            /* Given up (STYLE.md 8): a 4xx other than 408 and 429, or a
-             * request that cannot be built. */
-            lg->permanent =
-                (tr->http_status >= 400 && tr->http_status < 500 &&
-                 tr->http_status != 408 && tr->http_status != 429) ||
-                (tr->error_type && strcmp(tr->error_type, "build") == 0);
-            stats_record(w->stats, tr->name, false, tr->duration_ms);
-            break;
-        }
-    }
-}
-
 static void job_step_evaluate(worker *w, job *job);
 
 /* Called by the publisher when one alert's fan-out completed. */
@@ -407,15 +424,10 @@ static void job_step_publish(worker *w, job *job)
     atomic_store(&run->pending, 1);
     for (size_t i = 0; i < job->batch.n; i++) {
         target **rem = &run->remaining[i * (n_base ? n_base : 1)];
-        size_t n_rem = 0;
+        size_t n_rem = legs_remaining(run->legs[i], n_base, rem);
         herald_err err;
 
         run->started[i] = false;
-        for (size_t t = 0; t < n_base; t++) {
-            if (run->legs[i][t].state == LEG_PENDING ||
-                run->legs[i][t].state == LEG_FAILED)
-                rem[n_rem++] = run->legs[i][t].tgt;
-        }
         if (n_rem == 0)
             continue;
         publish_result_free(&run->results[i]);
@@ -449,20 +461,7 @@ static void job_step_dead_letter(worker *w, job *job)
             job_finish(w, job, false, "cancelled");
             return;
         }
-        memset(&agg, 0, sizeof(agg));
-        for (size_t i = 0; i < job->batch.n; i++) {
-            leg *lg = &run->legs[i][t];
-
-            if (lg->state != LEG_FAILED)
-                continue;
-            if (agg.state != LEG_FAILED)
-                agg = *lg;
-            if (lg->attempts > agg.attempts)
-                agg.attempts = lg->attempts;
-            if (lg->last_attempt_ms > agg.last_attempt_ms)
-                agg.last_attempt_ms = lg->last_attempt_ms;
-        }
-        if (agg.state != LEG_FAILED)
+        if (!legs_failed_merge(run->legs, job->batch.n, t, &agg))
             continue;
         job_record_init(w, job, &rec);
         if (!run->delivered_any && !agg.permanent) {
@@ -496,14 +495,10 @@ static void job_step_dead_letter(worker *w, job *job)
                run->delivered_any ? "partial_success" : "dead_lettered");
 }
 
-/* Every fan-out of the attempt completed: decide what comes next. */
-static void job_step_evaluate(worker *w, job *job)
+/* Folds the results of the attempt's fan-outs into the legs and stats. */
+static void job_results_fold(worker *w, job *job)
 {
     job_run_state *run = job->run;
-    log_fields lf = job_fields(w, job, NULL);
-    size_t failed = 0;
-    size_t retryable = 0;
-    int64_t age;
 
     for (size_t i = 0; i < job->batch.n; i++) {
         publish_result *res = &run->results[i];
@@ -515,24 +510,47 @@ static void job_step_evaluate(worker *w, job *job)
                              : res->failed > 0   ? STATS_PUBLISH_PARTIAL_SUCCESS
                                                  : STATS_PUBLISH_SUCCESS,
                              res->duration_ms);
-        legs_update(w, run->legs[i], run->n_base, res);
+        legs_update(w->stats, run->legs[i], run->n_base, res);
         publish_result_free(res);
         run->started[i] = false;
     }
+}
+
+/* Total failure within the budget: publish the failed legs again after a
+ * full-jitter backoff. */
+static void job_retry(worker *w, job *job, size_t failed)
+{
+    job_run_state *run = job->run;
+    log_fields lf = job_fields(w, job, NULL);
+    int64_t delay =
+        backoff_delay_ms(run->attempt, w->cfg.job_backoff_initial_ms,
+                         w->cfg.job_backoff_max_ms, &run->seed);
+
+    metrics_add(job_retries, 1);
+    LOG_WARN(COMP, &lf,
+             "total failure on attempt %d: retrying %zu leg(s) in "
+             "%" PRId64 " ms",
+             run->attempt, failed, delay);
+    run->step = STEP_PUBLISH;
+    job_resume(w, job, herald_now_ms() + delay);
+}
+
+/* Every fan-out of the attempt completed: decide what comes next. */
+static void job_step_evaluate(worker *w, job *job)
+{
+    job_run_state *run = job->run;
+    log_fields lf = job_fields(w, job, NULL);
+    legs_tally tally = {0, 0, run->delivered_any};
+    int64_t age;
+
+    job_results_fold(w, job);
     if (job_cancelled(w, job)) {
         job_finish(w, job, false, "cancelled");
         return;
     }
-    for (size_t i = 0; i < job->batch.n; i++) {
-        for (size_t t = 0; t < run->n_base; t++) {
-            failed += run->legs[i][t].state == LEG_FAILED;
-            retryable += run->legs[i][t].state == LEG_FAILED &&
-                         !run->legs[i][t].permanent;
-            run->delivered_any =
-                run->delivered_any || run->legs[i][t].state == LEG_DELIVERED;
-        }
-    }
-    if (failed == 0) {
+    legs_tally_add(run->legs, job->batch.n, run->n_base, &tally);
+    run->delivered_any = tally.delivered_any;
+    if (tally.failed == 0) {
         if (!run->delivered_any)
             LOG_WARN(COMP, &lf,
                      "no target selected for this job (every target is "
@@ -549,7 +567,7 @@ static void job_step_evaluate(worker *w, job *job)
     /* Permanent failures (the target refused the request with a 4xx, or
      * it cannot be built) are dead-lettered at once: a job retry would
      * only repeat them. */
-    if (run->delivered_any || retryable == 0 ||
+    if (run->delivered_any || tally.retryable == 0 ||
         run->attempt >= w->cfg.job_max_attempts ||
         age >= w->cfg.job_max_age_ms) {
         run->step = STEP_DEAD_LETTER;
@@ -557,19 +575,7 @@ static void job_step_evaluate(worker *w, job *job)
         job_step_dead_letter(w, job);
         return;
     }
-    metrics_add(job_retries, 1);
-    {
-        int64_t delay =
-            backoff_delay_ms(run->attempt, w->cfg.job_backoff_initial_ms,
-                             w->cfg.job_backoff_max_ms, &run->seed);
-
-        LOG_WARN(COMP, &lf,
-                 "total failure on attempt %d: retrying %zu leg(s) in "
-                 "%" PRId64 " ms",
-                 run->attempt, failed, delay);
-        run->step = STEP_PUBLISH;
-        job_resume(w, job, herald_now_ms() + delay);
-    }
+    job_retry(w, job, tally.failed);
 }
 
 /* First step: set up the run state and start publishing. */
