@@ -14,8 +14,8 @@
  * every waiter's done/abandoned/err fields; each waiter has its own
  * condition variable (CLOCK_MONOTONIC) so a report wakes only its writer.
  */
-#include "core/clock.h"
 #include "worker/dlq.h"
+#include "core/clock.h"
 
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
@@ -255,6 +255,60 @@ static bool dlq_passed(const struct timespec *deadline)
            (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
 }
 
+/* Produces rec with w as its delivery-report opaque, trying again while
+ * the local queue is full until deadline. On success librdkafka owns
+ * hdrs. */
+static rd_kafka_resp_err_t dlq_produce(dlq *d, const dlq_record *rec,
+                                       rd_kafka_headers_t *hdrs, dlq_waiter *w,
+                                       const struct timespec *deadline)
+{
+    rd_kafka_resp_err_t err;
+
+    for (;;) {
+        err = rd_kafka_producev(
+            d->rk, RD_KAFKA_V_TOPIC(d->topic),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(rec->key, rec->key ? rec->key_len : 0),
+            RD_KAFKA_V_VALUE((void *)(uintptr_t)rec->value,
+                             rec->value ? rec->value_len : 0),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(w), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || dlq_passed(deadline))
+            return err;
+        /* The local queue is full: the poll thread drains it as reports
+         * come; try again shortly. */
+        nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
+    }
+}
+
+/*
+ * Waits for w's delivery report until deadline. True when it came (*err
+ * holds its result; the caller frees w); false when it did not: w is then
+ * abandoned, and the callback frees it, or dlq_destroy() if no report
+ * comes.
+ */
+static bool dlq_wait(dlq *d, dlq_waiter *w, const struct timespec *deadline,
+                     rd_kafka_resp_err_t *err)
+{
+    bool done;
+
+    pthread_mutex_lock(&d->lock);
+    while (!w->done) {
+        if (pthread_cond_timedwait(&w->cond, &d->lock, deadline) == ETIMEDOUT)
+            break;
+    }
+    done = w->done;
+    *err = w->err;
+    if (!done) {
+        w->abandoned = true;
+        w->next = d->abandoned;
+        if (d->abandoned)
+            d->abandoned->prev = w;
+        d->abandoned = w;
+    }
+    pthread_mutex_unlock(&d->lock);
+    return done;
+}
+
 herald_err dlq_write(dlq *d, const dlq_record *rec, int timeout_ms,
                      char *errstr, size_t errstr_size)
 {
@@ -284,20 +338,7 @@ herald_err dlq_write(dlq *d, const dlq_record *rec, int timeout_ms,
     pthread_cond_init(&w->cond, &ca);
     pthread_condattr_destroy(&ca);
 
-    for (;;) {
-        err = rd_kafka_producev(
-            d->rk, RD_KAFKA_V_TOPIC(d->topic),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(rec->key, rec->key ? rec->key_len : 0),
-            RD_KAFKA_V_VALUE((void *)(uintptr_t)rec->value,
-                             rec->value ? rec->value_len : 0),
-            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(w), RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || dlq_passed(&deadline))
-            break;
-        /* The local queue is full: the poll thread drains it as reports
-         * come; try again shortly. */
-        nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
-    }
+    err = dlq_produce(d, rec, hdrs, w, &deadline);
     if (err) {
         snprintf(errstr, errstr_size, "dlq: produce to %s: %s", d->topic,
                  rd_kafka_err2str(err));
@@ -308,23 +349,7 @@ herald_err dlq_write(dlq *d, const dlq_record *rec, int timeout_ms,
     }
     hdrs = NULL; /* librdkafka owns the headers now. */
 
-    pthread_mutex_lock(&d->lock);
-    while (!w->done) {
-        if (pthread_cond_timedwait(&w->cond, &d->lock, &deadline) == ETIMEDOUT)
-            break;
-    }
-    done = w->done;
-    err = w->err;
-    if (!done) {
-        /* The callback frees it, or dlq_destroy() if no report comes. */
-        w->abandoned = true;
-        w->next = d->abandoned;
-        if (d->abandoned)
-            d->abandoned->prev = w;
-        d->abandoned = w;
-    }
-    pthread_mutex_unlock(&d->lock);
-
+    done = dlq_wait(d, w, &deadline, &err);
     if (!done) {
         snprintf(errstr, errstr_size,
                  "dlq: no acknowledgement from %s within %d ms (the record "

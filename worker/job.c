@@ -40,7 +40,7 @@
  * Dependencies, one way: the consumer side (consumer.c, commit.c,
  * rebalance.c, backpressure.c, worker.c) calls job_new(), job_free() and
  * passes job_run()/job_drop() to the queue; job.c calls only legs.c,
- * part.c and completions.c, never a consumer-side function.
+ * part.c, completions.c and dlq.c, never a consumer-side function.
  */
 #include <inttypes.h>
 #include <stdio.h>

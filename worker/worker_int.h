@@ -2,18 +2,18 @@
  * worker_int.h: what the files of `herald run` share. Private to the
  * worker; not a public interface.
  *
- * Who calls whom (always downwards, never back; see each file's top):
+ * Who calls whom (each arrow one way only; checked with nm on the objects):
  *
- *   worker.c       wiring: starts and stops the subsystems, runs the loop
- *     |-> api_worker.c   the worker's answers to the HTTP API (api.c)
- *     |-> consumer.c     the rd_kafka_t consumer: poll loop, messages, drain
- *     |     |-> reload.c       targets.yaml reload (SIGHUP, file watch)
- *     |     |-> rebalance.c    assign / revoke (rebalance_cb)
- *     |     |     |-> commit.c       finished jobs, offsets, commits
- *     |     |-> backpressure.c pause / resume, the per-partition backlog
- *     |-> job.c          one job: created, stepped, freed (and legs.c)
- *           |-> completions.c  the hand-off of finished jobs (mailbox)
- *           |-> part.c         the assigned partitions, by number
+ *   worker.c       -> consumer.c, api_worker.c, job.c, part.c,
+ *                     completions.c, reload.c        (wiring, start/stop)
+ *   consumer.c     -> rebalance.c, commit.c, backpressure.c, reload.c,
+ *                     job.c, part.c                  (poll loop, drain)
+ *   rebalance.c    -> commit.c, job.c, part.c, completions.c
+ *   commit.c       -> job.c, part.c, completions.c   (finished jobs, commits)
+ *   backpressure.c -> part.c                         (pause/resume, backlog)
+ *   job.c          -> legs.c, part.c, completions.c, dlq.c
+ *   api_worker.c   -> api.c -> api_routes.c
+ *   reload.c, part.c, completions.c, legs.c: call no worker file.
  *
  * The consumer thread side (consumer.c, rebalance.c, commit.c,
  * backpressure.c, worker.c) calls job.c; job.c never calls it back: a
