@@ -13,6 +13,7 @@
  * the condition is signalled after unlocking (STYLE.md 13). This file calls
  * no other worker file: job.c and the consumer side both call into it.
  */
+#include <stdint.h>
 #include <time.h>
 
 #include "worker/worker_int.h"
@@ -59,16 +60,14 @@ job *completions_take(completions *c)
 void completions_wait(completions *c, int timeout_ms)
 {
     struct timespec ts;
+    int64_t nsec;
 
     /* The condition uses the default clock, CLOCK_REALTIME; a wall-clock
      * step only shortens or lengthens one short wait. */
     clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    nsec = (int64_t)ts.tv_nsec + (int64_t)timeout_ms * 1000000;
+    ts.tv_sec += (time_t)(nsec / 1000000000);
+    ts.tv_nsec = (long)(nsec % 1000000000);
     pthread_mutex_lock(&c->lock);
     if (!c->head)
         pthread_cond_timedwait(&c->cond, &c->lock, &ts);

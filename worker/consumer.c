@@ -28,6 +28,10 @@
 #include "core/log.h"
 #include "worker/worker_int.h"
 
+/* Longest poll of the consumer thread, ms: the loop's duties (completions,
+ * backpressure, commits) run at least this often. */
+#define POLL_MS 100
+
 static const char *COMP = "consumer";
 
 void consumer_metrics_init(consumer_metrics *cm)
@@ -211,6 +215,7 @@ static void message_handle(worker *w, rd_kafka_message_t *rkm)
     backpressure_push(w, p, job);
 }
 
+/* Refreshes the per-partition gauges: in flight, oldest age, lag. */
 static void gauges_update(worker *w)
 {
     int64_t now = herald_now_ms();

@@ -42,9 +42,6 @@
 #include "worker/offsets.h"
 #include "worker/worker.h"
 
-/* Longest poll of the consumer thread, ms (see consumer.c). */
-#define POLL_MS 100
-
 /*
  * One assigned partition. Created on assign, removed on revoke. The
  * consumer thread owns every non-atomic field; jobs hold a reference so a
