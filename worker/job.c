@@ -21,8 +21,10 @@
  *             Nothing delivered yet (total failure): resume after a
  *             full-jitter backoff and publish the failed legs again;
  *   dead-letter  one record per failed target, each acknowledged by the
- *             broker before the next; a failed write resumes after a
- *             backoff (the offset stays uncommitted meanwhile);
+ *             broker before the next; a write is asynchronous
+ *             (dlq_write_async(): no dispatcher thread waits for the
+ *             broker), its report resumes the job; a failed write resumes
+ *             after a backoff (the offset stays uncommitted meanwhile);
  *   finish    release the fingerprint in the queue (its next job may
  *             run) and push the job into the completion mailbox
  *             (completions.c); the consumer thread takes it from there
@@ -33,7 +35,9 @@
  * committed and the next owner consumes the message again (at-least-once).
  *
  * Threads: steps run on dispatcher threads, one step of a job at a time;
- * job_alert_done() runs on the publisher's threads and only counts down.
+ * job_alert_done() runs on the publisher's threads and only counts down;
+ * job_dlq_done() runs on the dlq's delivery-report thread and only stores
+ * the report and resumes the job.
  * Jobs of one fingerprint never overlap: the queue keeps the key busy
  * until job_finish(). job_new() and job_free() run on the consumer thread.
  *
@@ -88,6 +92,11 @@ struct job_run {
     uint64_t seed;
     size_t dlq_next; /* Next target to dead-letter. */
     int dlq_attempt; /* Failed writes of the current record. */
+    /* The report of the dead-letter write in flight (job_dlq_done()), for
+     * the step that started it, which runs again. */
+    bool dlq_reported;
+    herald_err dlq_err;
+    char dlq_error[256];
 };
 
 static metric *jobs_total;
@@ -293,24 +302,61 @@ static bool job_dlq_backoff(worker *w, job *job)
     return true;
 }
 
-/* One dead-letter write; logs the outcome. */
-static herald_err job_dlq_write(worker *w, job *job, const dlq_record *rec)
+/* The dlq's report of the job's dead-letter write: kept for the step that
+ * started the write, which runs again. On the dlq's delivery-report
+ * thread; the job is not running meanwhile. */
+static void job_dlq_done(void *opaque, herald_err err, const char *errstr)
 {
+    job *job = opaque;
+    job_run_state *run = job->run;
+
+    run->dlq_err = err;
+    snprintf(run->dlq_error, sizeof(run->dlq_error), "%s",
+             errstr ? errstr : "");
+    run->dlq_reported = true;
+    job_resume(run->w, job, 0);
+}
+
+typedef enum job_dlq_state {
+    JOB_DLQ_WRITTEN, /* The broker acknowledged the record. */
+    JOB_DLQ_WAITING, /* Written asynchronously: the step runs again. */
+    JOB_DLQ_FAILED   /* Not written: back off and write it again. */
+} job_dlq_state;
+
+/*
+ * One dead-letter write, in two halves, so that no dispatcher thread waits
+ * for the broker: the first call starts the write (JOB_DLQ_WAITING: the
+ * step must return at once and not touch the job, job_dlq_done() resumes
+ * it); the call in the resumed step takes the report (WRITTEN or FAILED).
+ * Logs the outcome.
+ */
+static job_dlq_state job_dlq_write(worker *w, job *job, const dlq_record *rec)
+{
+    job_run_state *run = job->run;
     log_fields lf = job_fields(w, job, rec->target);
     char errstr[256];
     herald_err err;
 
-    err = dlq_write(w->dlq, rec, w->cfg.dlq_timeout_ms, errstr, sizeof(errstr));
+    if (run->dlq_reported) {
+        run->dlq_reported = false;
+        err = run->dlq_err;
+        snprintf(errstr, sizeof(errstr), "%s", run->dlq_error);
+    } else {
+        err = dlq_write_async(w->dlq, rec, w->cfg.dlq_timeout_ms, job_dlq_done,
+                              job, errstr, sizeof(errstr));
+        if (err == HERALD_OK)
+            return JOB_DLQ_WAITING;
+    }
     if (err == HERALD_OK) {
         LOG_WARN(COMP, &lf, "dead-lettered to %s: %s: %s", dlq_topic(w->dlq),
                  rec->reason, rec->error ? rec->error : "");
-        return HERALD_OK;
+        return JOB_DLQ_WRITTEN;
     }
     log_write_limited(LOG_LEVEL_ERROR, COMP, &lf, "dlq-write", 10000,
                       "dead-letter write failed, retrying; the offset is "
                       "not committed: %s",
                       errstr);
-    return err;
+    return JOB_DLQ_FAILED;
 }
 
 static void job_record_init(worker *w, job *job, dlq_record *rec)
@@ -331,7 +377,9 @@ static void job_step_poison(worker *w, job *job)
     dlq_record rec;
     bool no_targets = job->batch.n > 0;
 
-    if (job_cancelled(w, job)) {
+    /* A write that was acknowledged counts even if the job was cancelled
+     * while it waited for the report. */
+    if (!job->run->dlq_reported && job_cancelled(w, job)) {
         job_finish(w, job, false, "cancelled");
         return;
     }
@@ -345,51 +393,22 @@ static void job_step_poison(worker *w, job *job)
         rec.reason = alert_reason_name(job->reason);
         rec.error = job->parse_error;
     }
-    if (job->run->dlq_attempt == 0)
+    if (job->run->dlq_attempt == 0 && !job->run->dlq_reported)
         LOG_ERROR(COMP,
                   (&(log_fields){NULL, w->cfg.topic, job->part->partition,
                                  job->offset, NULL}),
                   "%s (%s): %s", no_targets ? "undeliverable" : "bad message",
                   rec.reason, rec.error);
-    if (job_dlq_write(w, job, &rec) == HERALD_OK)
+    switch (job_dlq_write(w, job, &rec)) {
+    case JOB_DLQ_WAITING: break;
+    case JOB_DLQ_WRITTEN:
         job_finish(w, job, true, no_targets ? "no_targets" : "poison");
-    else if (!job_dlq_backoff(w, job))
-        job_finish(w, job, false, "cancelled");
-}
-
-/* The targets of this job: all, or those the herald-targets header names. */
-static size_t job_targets(worker *w, job *job, target_set *set, target **out,
-                          size_t cap)
-{
-    target *const *all = targets_list(set);
-    size_t n = targets_count(set);
-    size_t k = 0;
-    char *list;
-    char *save = NULL;
-
-    if (!job->only_targets) {
-        for (size_t i = 0; i < n && k < cap; i++)
-            out[k++] = all[i];
-        return k;
+        break;
+    case JOB_DLQ_FAILED:
+        if (!job_dlq_backoff(w, job))
+            job_finish(w, job, false, "cancelled");
+        break;
     }
-    list = strdup(job->only_targets);
-    for (char *name = list ? strtok_r(list, ", ", &save) : NULL; name;
-         name = strtok_r(NULL, ", ", &save)) {
-        target *tgt = targets_find(set, name);
-
-        if (!tgt) {
-            log_fields lf = job_fields(w, job, name);
-
-            LOG_WARN(COMP, &lf,
-                     "herald-targets header names an unknown target: "
-                     "ignored");
-            continue;
-        }
-        if (k < cap)
-            out[k++] = tgt;
-    }
-    free(list);
-    return k;
 }
 
 static void job_step_evaluate(worker *w, job *job);
@@ -457,7 +476,9 @@ static void job_step_dead_letter(worker *w, job *job)
         dlq_record rec;
         char error[320];
 
-        if (job_cancelled(w, job)) {
+        job_dlq_state st;
+
+        if (!run->dlq_reported && job_cancelled(w, job)) {
             job_finish(w, job, false, "cancelled");
             return;
         }
@@ -479,7 +500,10 @@ static void job_step_dead_letter(worker *w, job *job)
         rec.attempts = agg.attempts;
         rec.first_attempt_ms = agg.first_attempt_ms;
         rec.last_attempt_ms = agg.last_attempt_ms;
-        if (job_dlq_write(w, job, &rec) != HERALD_OK) {
+        st = job_dlq_write(w, job, &rec);
+        if (st == JOB_DLQ_WAITING)
+            return;
+        if (st == JOB_DLQ_FAILED) {
             if (!job_dlq_backoff(w, job))
                 job_finish(w, job, false, "cancelled");
             return;
@@ -582,6 +606,7 @@ static void job_step_evaluate(worker *w, job *job)
 static void job_step_start(worker *w, job *job)
 {
     job_run_state *run;
+    log_fields lf;
     size_t n_alerts = job->batch.n;
     size_t n_all;
 
@@ -608,7 +633,9 @@ static void job_step_start(worker *w, job *job)
     run->base = calloc(n_all ? n_all : 1, sizeof(*run->base));
     if (!run->base)
         goto oom;
-    run->n_base = job_targets(w, job, run->set, run->base, n_all);
+    lf = job_fields(w, job, NULL);
+    run->n_base =
+        legs_targets(run->set, job->only_targets, &lf, run->base, n_all);
     if (run->n_base == 0) {
         run->step = STEP_POISON; /* Undeliverable: dead-letter it. */
         job_step_poison(w, job);

@@ -1,6 +1,6 @@
 /*
- * job_int.h: what worker/job.c and worker/legs.c share: the delivery
- * state of one job's (alert, target) legs. Private to the job; job.c calls
+ * job_int.h: what worker/job.c and worker/legs.c share: the targets of a
+ * job and the delivery state of its (alert, target) legs. Private to the job; job.c calls
  * legs.c, never the other way.
  */
 #ifndef HERALD_JOB_INT_H
@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/log.h"
 #include "core/stats.h"
 #include "publishers/parallel.h"
 #include "publishers/targets.h"
@@ -40,6 +41,16 @@ typedef struct legs_tally {
     size_t retryable;   /* Failed and not permanent. */
     bool delivered_any; /* At least one leg delivered. */
 } legs_tally;
+
+/*
+ * Writes the job's targets into out (cap slots) and returns how many: every
+ * target of set, or, when only_targets (the herald-targets header, "a,b",
+ * borrowed) is not NULL, those it names that exist in set; an unknown name
+ * is logged (lf: the job's fields, borrowed) and ignored. The targets are
+ * borrowed from set. Any thread.
+ */
+size_t legs_targets(target_set *set, const char *only_targets,
+                    const log_fields *lf, target **out, size_t cap);
 
 /*
  * Folds one alert's publish result (res, borrowed) into its legs (n_legs

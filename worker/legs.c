@@ -1,11 +1,12 @@
 /*
- * legs.c: the delivery state of a job's legs, one per (alert, target),
- * across the job's attempts.
+ * legs.c: the targets of a job and the delivery state of its legs, one per
+ * (alert, target), across the job's attempts.
  *
- * Data flow: job.c starts one fan-out per alert with the legs still to
- * publish (legs_remaining()), folds each publish result in (legs_update():
- * delivered, not selected, or failed, and whether the failure is
- * permanent, STYLE.md 8), decides from the tally (legs_tally_add()) between
+ * Data flow: job.c takes the job's targets (legs_targets(): all, or those
+ * the herald-targets header names), starts one fan-out per alert with the legs
+ * still to publish (legs_remaining()), folds each publish result in
+ * (legs_update(): delivered, not selected, or failed, and whether the failure
+ * is permanent, STYLE.md 8), decides from the tally (legs_tally_add()) between
  * final, retry and dead-letter, and dead-letters one record per failed
  * target (legs_failed_merge()).
  *
@@ -14,9 +15,48 @@
  * file.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "worker/job_int.h"
+
+static const char *COMP = "job";
+
+size_t legs_targets(target_set *set, const char *only_targets,
+                    const log_fields *lf, target **out, size_t cap)
+{
+    target *const *all = targets_list(set);
+    size_t n = targets_count(set);
+    size_t k = 0;
+    char *list;
+    char *save = NULL;
+
+    if (!only_targets) {
+        for (size_t i = 0; i < n && k < cap; i++)
+            out[k++] = all[i];
+        return k;
+    }
+    list = strdup(only_targets);
+    for (char *name = list ? strtok_r(list, ", ", &save) : NULL; name;
+         name = strtok_r(NULL, ", ", &save)) {
+        target *tgt = targets_find(set, name);
+
+        if (!tgt) {
+            log_fields named = *lf;
+
+            named.target = name;
+            LOG_WARN(COMP, &named,
+                     "herald-targets header names an unknown target: "
+                     "ignored");
+            continue;
+        }
+        if (k < cap)
+            out[k++] = tgt;
+    }
+    free(list);
+    return k;
+}
 
 /* Folds a failed result into its leg. */
 static void leg_failed(leg *lg, const publish_target_result *tr)

@@ -179,12 +179,16 @@ static void worker_free(worker *w)
      * deadline) are cancelled: every step then finishes at once without
      * touching the publisher or the dead-letter producer. The publisher
      * goes first: destroying it completes pending fan-outs, whose
-     * callbacks resume their jobs in the queue, which must still exist;
-     * destroying the queue then runs those continuations.
+     * callbacks resume their jobs in the queue, which must still exist.
+     * Then the dead-letter producer is closed: it refuses new writes and
+     * waits until the report of every write in flight has resumed its job
+     * (at the latest after dlq_timeout_ms). Destroying the queue then runs
+     * those continuations.
      */
     atomic_store(&w->stopping, true);
     parallel_destroy(w->pp);
     w->pp = NULL;
+    dlq_close(w->dlq);
     queue_destroy(w->q);
     /* Jobs the queue handed back while it was destroyed. */
     head = completions_take(&w->done);
