@@ -341,15 +341,15 @@ START_TEST(test_async_acknowledged)
     rec.source_topic = "alerts";
     rec.key = "k";
     rec.key_len = 1;
-    ck_assert_int_eq(dlq_write_async(d, &rec, 10000, async_done, &r, errstr,
-                                     sizeof errstr),
-                     HERALD_OK);
+    ck_assert_int_eq(
+        dlq_write_async(d, &rec, 10000, async_done, &r, errstr, sizeof errstr),
+        HERALD_OK);
     async_wait(&r);
     dlq_close(d);
     /* Closed: refused at once, the callback is not called. */
-    ck_assert_int_eq(dlq_write_async(d, &rec, 10000, async_done, &r, errstr,
-                                     sizeof errstr),
-                     HERALD_ERR_STATE);
+    ck_assert_int_eq(
+        dlq_write_async(d, &rec, 10000, async_done, &r, errstr, sizeof errstr),
+        HERALD_ERR_STATE);
     dlq_destroy(d);
     ck_assert_int_eq(r.calls, 1);
     ck_assert_int_eq(r.err, HERALD_OK);
@@ -373,9 +373,9 @@ START_TEST(test_async_timeout_when_broker_down)
     async_report_init(&r);
     rec.reason = "target_failed";
     rec.source_topic = "alerts";
-    ck_assert_int_eq(dlq_write_async(d, &rec, 300, async_done, &r, errstr,
-                                     sizeof errstr),
-                     HERALD_OK);
+    ck_assert_int_eq(
+        dlq_write_async(d, &rec, 300, async_done, &r, errstr, sizeof errstr),
+        HERALD_OK);
     async_wait(&r);
     ck_assert_int_eq(r.err, HERALD_ERR_TIMEOUT);
     ck_assert_ptr_nonnull(strstr(r.errstr, "may still be delivered"));
@@ -403,8 +403,7 @@ static Suite *dlq_suite(void)
         {"invalid_arguments", test_invalid_arguments},
         {"metrics_count_by_reason", test_metrics_count_by_reason},
         {"async_acknowledged", test_async_acknowledged},
-        {"async_timeout_when_broker_down",
-         test_async_timeout_when_broker_down},
+        {"async_timeout_when_broker_down", test_async_timeout_when_broker_down},
     };
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

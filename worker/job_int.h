@@ -1,7 +1,7 @@
 /*
  * job_int.h: what worker/job.c and worker/legs.c share: the targets of a
- * job and the delivery state of its (alert, target) legs. Private to the job; job.c calls
- * legs.c, never the other way.
+ * job and the delivery state of its (alert, target) legs. Private to the job;
+ * job.c calls legs.c, never the other way.
  */
 #ifndef HERALD_JOB_INT_H
 #define HERALD_JOB_INT_H
