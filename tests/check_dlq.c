@@ -3,7 +3,8 @@
  * cluster (rdkafka_mock.h): records keep key and value with every header,
  * a null value stays null, concurrent writers are all acknowledged, a
  * broker that is down gives HERALD_ERR_TIMEOUT, bad properties are refused,
- * and the metric counts records by reason.
+ * the metric counts records by reason, and an asynchronous write reports
+ * its acknowledgement or its timeout through its callback.
  */
 #include <check.h>
 #include <pthread.h>
@@ -283,6 +284,111 @@ START_TEST(test_metrics_count_by_reason)
 }
 END_TEST
 
+/* The report of one asynchronous write. */
+typedef struct async_report {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int calls;
+    herald_err err;
+    char errstr[256];
+} async_report;
+
+static void async_report_init(async_report *r)
+{
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+}
+
+static void async_report_free(async_report *r)
+{
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->cond);
+}
+
+static void async_done(void *opaque, herald_err err, const char *errstr)
+{
+    async_report *r = opaque;
+
+    pthread_mutex_lock(&r->lock);
+    r->calls++;
+    r->err = err;
+    snprintf(r->errstr, sizeof r->errstr, "%s", errstr ? errstr : "");
+    pthread_cond_signal(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Waits for the report (dlq_close() already guarantees it came). */
+static void async_wait(async_report *r)
+{
+    pthread_mutex_lock(&r->lock);
+    while (r->calls == 0)
+        pthread_cond_wait(&r->cond, &r->lock);
+    pthread_mutex_unlock(&r->lock);
+}
+
+START_TEST(test_async_acknowledged)
+{
+    char errstr[512];
+    dlq *d = dlq_new(bootstraps, TOPIC, NULL, 0, errstr, sizeof errstr);
+    dlq_record rec = {0};
+    kafka_fixture_record msgs[2];
+    async_report r;
+
+    ck_assert_msg(d != NULL, "%s", errstr);
+    async_report_init(&r);
+    rec.reason = "target_failed";
+    rec.source_topic = "alerts";
+    rec.key = "k";
+    rec.key_len = 1;
+    ck_assert_int_eq(
+        dlq_write_async(d, &rec, 10000, async_done, &r, errstr, sizeof errstr),
+        HERALD_OK);
+    async_wait(&r);
+    dlq_close(d);
+    /* Closed: refused at once, the callback is not called. */
+    ck_assert_int_eq(
+        dlq_write_async(d, &rec, 10000, async_done, &r, errstr, sizeof errstr),
+        HERALD_ERR_STATE);
+    dlq_destroy(d);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.err, HERALD_OK);
+    async_report_free(&r);
+    ck_assert_int_eq(consume_all(msgs, 1), 1);
+    kafka_fixture_records_free(msgs, 1);
+}
+END_TEST
+
+START_TEST(test_async_timeout_when_broker_down)
+{
+    char errstr[512];
+    dlq *d;
+    dlq_record rec = {0};
+    async_report r;
+
+    ck_assert_int_eq(rd_kafka_mock_broker_set_down(kafka_fixture_mock(kfx), 1),
+                     0);
+    d = dlq_new(bootstraps, TOPIC, NULL, 0, errstr, sizeof errstr);
+    ck_assert_msg(d != NULL, "%s", errstr);
+    async_report_init(&r);
+    rec.reason = "target_failed";
+    rec.source_topic = "alerts";
+    ck_assert_int_eq(
+        dlq_write_async(d, &rec, 300, async_done, &r, errstr, sizeof errstr),
+        HERALD_OK);
+    async_wait(&r);
+    ck_assert_int_eq(r.err, HERALD_ERR_TIMEOUT);
+    ck_assert_ptr_nonnull(strstr(r.errstr, "may still be delivered"));
+    /* The broker comes back: the abandoned record is delivered late and
+     * destroy frees its waiter; the callback is not called again. */
+    ck_assert_int_eq(rd_kafka_mock_broker_set_up(kafka_fixture_mock(kfx), 1),
+                     0);
+    dlq_destroy(d);
+    ck_assert_int_eq(r.calls, 1);
+    async_report_free(&r);
+}
+END_TEST
+
 static Suite *dlq_suite(void)
 {
     Suite *s = suite_create("dlq");
@@ -296,6 +402,8 @@ static Suite *dlq_suite(void)
         {"timeout_when_broker_down", test_timeout_when_broker_down},
         {"invalid_arguments", test_invalid_arguments},
         {"metrics_count_by_reason", test_metrics_count_by_reason},
+        {"async_acknowledged", test_async_acknowledged},
+        {"async_timeout_when_broker_down", test_async_timeout_when_broker_down},
     };
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

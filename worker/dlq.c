@@ -7,15 +7,21 @@
  * dlq_dr_cb() for each delivery report; the callback stores the result in
  * the waiter and signals it. When the writer gave up (timeout) before the
  * report came, the waiter is marked abandoned and the callback frees it.
+ * dlq_write_async() produces the same way and returns at once; its waiter
+ * sits in d->pending, and the poll thread calls the caller's done callback
+ * with the delivery report, or with HERALD_ERR_TIMEOUT when the deadline
+ * passes first (dlq_expire(); the waiter is then abandoned as above).
  *
  * Threads: any number of writer threads; one poll thread owns polling of
  * the rd_kafka_t until dlq_destroy() joins it, after which the destroying
  * thread flushes (which polls) with no other poller alive. d->lock guards
- * every waiter's done/abandoned/err fields; each waiter has its own
- * condition variable (CLOCK_MONOTONIC) so a report wakes only its writer.
+ * every waiter's done/abandoned/err fields, the lists and n_async; each
+ * waiter has its own condition variable (CLOCK_MONOTONIC) so a report
+ * wakes only its writer. Done callbacks run on the poll thread without the
+ * lock; dlq_close() waits on d->idle until every one of them returned.
  */
-#include "core/clock.h"
 #include "worker/dlq.h"
+#include "core/clock.h"
 
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
@@ -42,13 +48,22 @@
  * waits for the thread to notice the stop flag, ms. */
 #define DLQ_POLL_MS 100
 
-/* One writer waiting for its delivery report. */
+/* One write waiting for its delivery report: a writer blocked in
+ * dlq_write(), or an asynchronous write (done_fn set). */
 typedef struct dlq_waiter {
-    pthread_cond_t cond;
-    bool done;      /* The report came (guarded by d->lock). */
-    bool abandoned; /* The writer returned; the callback frees. */
+    pthread_cond_t cond; /* dlq_write()'s writer sleeps on it. */
+    bool done;           /* The report came (guarded by d->lock). */
+    bool abandoned;      /* The writer returned; the callback frees. */
     rd_kafka_resp_err_t err;
-    struct dlq_waiter *prev, *next; /* In d->abandoned while abandoned. */
+    /* In d->abandoned while abandoned; in d->pending while an
+     * asynchronous write waits for its report. */
+    struct dlq_waiter *prev, *next;
+    struct timespec deadline; /* CLOCK_MONOTONIC. */
+    /* Asynchronous writes only: */
+    dlq_done_fn done_fn;
+    void *opaque;
+    int timeout_ms;
+    char reason[32]; /* The record's reason, for the metric. */
 } dlq_waiter;
 
 struct dlq {
@@ -58,10 +73,83 @@ struct dlq {
     bool poller_started;
     atomic_bool stop;
     pthread_mutex_t lock;
+    pthread_cond_t idle;   /* Signalled when n_async drops to 0. */
     dlq_waiter *abandoned; /* Waiters whose writer timed out. */
+    dlq_waiter *pending;   /* Asynchronous writes waiting for a report. */
+    size_t n_async;        /* Asynchronous writes whose callback has not
+                              returned yet. */
+    bool closed;           /* dlq_close(): asynchronous writes refused. */
     metric *m_records;     /* herald_dlq_records_total{reason} */
     metric *m_errors;      /* herald_dlq_errors_total */
 };
+
+static void dlq_list_push(dlq_waiter **head, dlq_waiter *w)
+{
+    w->prev = NULL;
+    w->next = *head;
+    if (*head)
+        (*head)->prev = w;
+    *head = w;
+}
+
+static void dlq_list_unlink(dlq_waiter **head, dlq_waiter *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        *head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+}
+
+static void dlq_waiter_free(dlq_waiter *w)
+{
+    if (!w)
+        return;
+    pthread_cond_destroy(&w->cond);
+    free(w);
+}
+
+/* The outcome of a delivery report: errstr filled, metrics counted. */
+static herald_err dlq_result(dlq *d, rd_kafka_resp_err_t err,
+                             const char *reason, char *errstr,
+                             size_t errstr_size)
+{
+    if (err) {
+        snprintf(errstr, errstr_size, "dlq: write to %s failed: %s", d->topic,
+                 rd_kafka_err2str(err));
+        metrics_add(d->m_errors, 1);
+        return err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ? HERALD_ERR_TIMEOUT
+                                                       : HERALD_ERR_KAFKA;
+    }
+    metrics_add(d->m_records, 1, reason);
+    return HERALD_OK;
+}
+
+/* No report within timeout_ms: errstr filled, the error counted. */
+static herald_err dlq_timed_out(dlq *d, int timeout_ms, char *errstr,
+                                size_t errstr_size)
+{
+    snprintf(errstr, errstr_size,
+             "dlq: no acknowledgement from %s within %d ms (the record "
+             "may still be delivered later)",
+             d->topic, timeout_ms);
+    metrics_add(d->m_errors, 1);
+    return HERALD_ERR_TIMEOUT;
+}
+
+/* One asynchronous write's callback returned. */
+static void dlq_async_finished(dlq *d)
+{
+    bool idle;
+
+    pthread_mutex_lock(&d->lock);
+    idle = --d->n_async == 0;
+    pthread_mutex_unlock(&d->lock);
+    if (idle)
+        pthread_cond_broadcast(&d->idle);
+}
 
 /* Delivery report callback: runs on the thread calling rd_kafka_poll(). */
 static void dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
@@ -70,6 +158,7 @@ static void dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
     dlq *d = opaque;
     dlq_waiter *w = msg->_private;
     bool free_it = false;
+    bool async = false;
 
     if (!w)
         return;
@@ -78,12 +167,10 @@ static void dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
     w->done = true;
     free_it = w->abandoned;
     if (free_it) {
-        if (w->prev)
-            w->prev->next = w->next;
-        else
-            d->abandoned = w->next;
-        if (w->next)
-            w->next->prev = w->prev;
+        dlq_list_unlink(&d->abandoned, w);
+    } else if (w->done_fn) {
+        dlq_list_unlink(&d->pending, w);
+        async = true;
     } else {
         /* Signalled under the lock, unlike the queues (STYLE.md 13): the
          * writer owns the condition variable and destroys it as soon as
@@ -91,6 +178,16 @@ static void dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
         pthread_cond_signal(&w->cond);
     }
     pthread_mutex_unlock(&d->lock);
+    if (async) {
+        char errstr[256];
+        herald_err err =
+            dlq_result(d, msg->err, w->reason, errstr, sizeof(errstr));
+
+        w->done_fn(w->opaque, err, err ? errstr : NULL);
+        dlq_waiter_free(w);
+        dlq_async_finished(d);
+        return;
+    }
     if (free_it) {
         /* The writer timed out; this late report ends the story. */
         if (msg->err)
@@ -101,8 +198,7 @@ static void dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
                      "late dead-letter record to %s acknowledged at offset "
                      "%lld after its writer timed out",
                      rd_kafka_topic_name(msg->rkt), (long long)msg->offset);
-        pthread_cond_destroy(&w->cond);
-        free(w);
+        dlq_waiter_free(w);
     }
 }
 
@@ -114,12 +210,50 @@ static void dlq_error_cb(rd_kafka_t *rk, int err, const char *reason,
              rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
+static bool dlq_passed(const struct timespec *deadline);
+
+/*
+ * Times out the asynchronous writes whose deadline passed: each is
+ * abandoned (a late report frees it) and its callback gets
+ * HERALD_ERR_TIMEOUT. Poll thread.
+ */
+static void dlq_expire(dlq *d)
+{
+    for (;;) {
+        dlq_waiter *w;
+        dlq_done_fn fn = NULL;
+        void *fn_opaque = NULL;
+        int timeout_ms = 0;
+        char errstr[256];
+
+        pthread_mutex_lock(&d->lock);
+        for (w = d->pending; w && !dlq_passed(&w->deadline); w = w->next)
+            ;
+        if (w) {
+            dlq_list_unlink(&d->pending, w);
+            w->abandoned = true;
+            dlq_list_push(&d->abandoned, w);
+            fn = w->done_fn;
+            fn_opaque = w->opaque;
+            timeout_ms = w->timeout_ms;
+        }
+        pthread_mutex_unlock(&d->lock);
+        if (!fn)
+            return;
+        fn(fn_opaque, dlq_timed_out(d, timeout_ms, errstr, sizeof(errstr)),
+           errstr);
+        dlq_async_finished(d);
+    }
+}
+
 static void *dlq_poll_main(void *arg)
 {
     dlq *d = arg;
 
-    while (!atomic_load(&d->stop))
+    while (!atomic_load(&d->stop)) {
         rd_kafka_poll(d->rk, DLQ_POLL_MS);
+        dlq_expire(d);
+    }
     return NULL;
 }
 
@@ -144,6 +278,7 @@ dlq *dlq_new(const char *brokers, const char *topic, const char *const *props,
         return NULL;
     }
     pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->idle, NULL);
     atomic_init(&d->stop, false);
     d->topic = strdup(topic);
     d->m_records = metrics_family(METRIC_COUNTER, "herald_dlq_records_total",
@@ -255,107 +390,201 @@ static bool dlq_passed(const struct timespec *deadline)
            (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
 }
 
-herald_err dlq_write(dlq *d, const dlq_record *rec, int timeout_ms,
-                     char *errstr, size_t errstr_size)
+/* Produces rec once with w as its delivery-report opaque. On success
+ * librdkafka owns hdrs. */
+static rd_kafka_resp_err_t dlq_produce_once(dlq *d, const dlq_record *rec,
+                                            rd_kafka_headers_t *hdrs,
+                                            dlq_waiter *w)
 {
-    rd_kafka_headers_t *hdrs = NULL;
-    dlq_waiter *w = NULL;
-    pthread_condattr_t ca;
-    struct timespec deadline;
+    return rd_kafka_producev(
+        d->rk, RD_KAFKA_V_TOPIC(d->topic),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(rec->key, rec->key ? rec->key_len : 0),
+        RD_KAFKA_V_VALUE((void *)(uintptr_t)rec->value,
+                         rec->value ? rec->value_len : 0),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(w), RD_KAFKA_V_END);
+}
+
+/* Produces rec, trying again while the local queue is full until w's
+ * deadline. On success librdkafka owns hdrs. */
+static rd_kafka_resp_err_t dlq_produce(dlq *d, const dlq_record *rec,
+                                       rd_kafka_headers_t *hdrs, dlq_waiter *w)
+{
     rd_kafka_resp_err_t err;
-    herald_err ret;
+
+    for (;;) {
+        err = dlq_produce_once(d, rec, hdrs, w);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || dlq_passed(&w->deadline))
+            return err;
+        /* The local queue is full: the poll thread drains it as reports
+         * come; try again shortly. */
+        nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
+    }
+}
+
+/*
+ * Waits for w's delivery report until its deadline. True when it came
+ * (*err holds its result; the caller frees w); false when it did not: w is
+ * then abandoned, and the callback frees it, or dlq_destroy() if no report
+ * comes.
+ */
+static bool dlq_wait(dlq *d, dlq_waiter *w, rd_kafka_resp_err_t *err)
+{
     bool done;
 
+    pthread_mutex_lock(&d->lock);
+    while (!w->done) {
+        if (pthread_cond_timedwait(&w->cond, &d->lock, &w->deadline) ==
+            ETIMEDOUT)
+            break;
+    }
+    done = w->done;
+    *err = w->err;
+    if (!done) {
+        w->abandoned = true;
+        dlq_list_push(&d->abandoned, w);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return done;
+}
+
+/*
+ * Checks the arguments of a write and prepares it: a waiter (its condition
+ * on CLOCK_MONOTONIC, its deadline timeout_ms from now) and the record's
+ * headers. HERALD_ERR_INVALID or HERALD_ERR_NOMEM with errstr filled;
+ * nothing to free then.
+ */
+static herald_err dlq_prepare(dlq *d, const dlq_record *rec, int timeout_ms,
+                              dlq_waiter **wp, rd_kafka_headers_t **hdrsp,
+                              char *errstr, size_t errstr_size)
+{
+    pthread_condattr_t ca;
+    dlq_waiter *w;
+
+    *wp = NULL;
+    *hdrsp = NULL;
     if (!d || !rec || !rec->reason || !rec->source_topic || timeout_ms <= 0) {
         snprintf(errstr, errstr_size,
                  "dlq: a record needs a reason and a source topic");
         return HERALD_ERR_INVALID;
     }
-    deadline = dlq_deadline(timeout_ms);
     w = calloc(1, sizeof *w);
-    hdrs = dlq_headers_new(rec);
-    if (!w || !hdrs) {
+    *hdrsp = dlq_headers_new(rec);
+    if (!w || !*hdrsp) {
         snprintf(errstr, errstr_size, "dlq: out of memory");
-        ret = HERALD_ERR_NOMEM;
-        goto fail;
+        metrics_add(d->m_errors, 1);
+        free(w);
+        if (*hdrsp)
+            rd_kafka_headers_destroy(*hdrsp);
+        *hdrsp = NULL;
+        return HERALD_ERR_NOMEM;
     }
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&w->cond, &ca);
     pthread_condattr_destroy(&ca);
+    w->deadline = dlq_deadline(timeout_ms);
+    w->timeout_ms = timeout_ms;
+    *wp = w;
+    return HERALD_OK;
+}
 
-    for (;;) {
-        err = rd_kafka_producev(
-            d->rk, RD_KAFKA_V_TOPIC(d->topic),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(rec->key, rec->key ? rec->key_len : 0),
-            RD_KAFKA_V_VALUE((void *)(uintptr_t)rec->value,
-                             rec->value ? rec->value_len : 0),
-            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(w), RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || dlq_passed(&deadline))
-            break;
-        /* The local queue is full: the poll thread drains it as reports
-         * come; try again shortly. */
-        nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
-    }
-    if (err) {
-        snprintf(errstr, errstr_size, "dlq: produce to %s: %s", d->topic,
-                 rd_kafka_err2str(err));
-        ret = err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? HERALD_ERR_TIMEOUT
-                                                   : HERALD_ERR_KAFKA;
-        pthread_cond_destroy(&w->cond);
-        goto fail;
-    }
-    hdrs = NULL; /* librdkafka owns the headers now. */
+/* A produce librdkafka refused: errstr filled, the error counted, w and
+ * hdrs freed. */
+static herald_err dlq_refused(dlq *d, rd_kafka_resp_err_t err, dlq_waiter *w,
+                              rd_kafka_headers_t *hdrs, char *errstr,
+                              size_t errstr_size)
+{
+    snprintf(errstr, errstr_size, "dlq: produce to %s: %s", d->topic,
+             rd_kafka_err2str(err));
+    metrics_add(d->m_errors, 1);
+    rd_kafka_headers_destroy(hdrs);
+    dlq_waiter_free(w);
+    return err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? HERALD_ERR_TIMEOUT
+                                                : HERALD_ERR_KAFKA;
+}
 
-    pthread_mutex_lock(&d->lock);
-    while (!w->done) {
-        if (pthread_cond_timedwait(&w->cond, &d->lock, &deadline) == ETIMEDOUT)
-            break;
-    }
-    done = w->done;
-    err = w->err;
+herald_err dlq_write(dlq *d, const dlq_record *rec, int timeout_ms,
+                     char *errstr, size_t errstr_size)
+{
+    rd_kafka_headers_t *hdrs;
+    dlq_waiter *w;
+    rd_kafka_resp_err_t err;
+    herald_err ret;
+
+    ret = dlq_prepare(d, rec, timeout_ms, &w, &hdrs, errstr, errstr_size);
+    if (ret)
+        return ret;
+    err = dlq_produce(d, rec, hdrs, w);
+    if (err)
+        return dlq_refused(d, err, w, hdrs, errstr, errstr_size);
+    /* librdkafka owns the headers now. */
+    if (!dlq_wait(d, w, &err))
+        return dlq_timed_out(d, timeout_ms, errstr, errstr_size);
+    dlq_waiter_free(w);
+    return dlq_result(d, err, rec->reason, errstr, errstr_size);
+}
+
+herald_err dlq_write_async(dlq *d, const dlq_record *rec, int timeout_ms,
+                           dlq_done_fn done, void *opaque, char *errstr,
+                           size_t errstr_size)
+{
+    rd_kafka_headers_t *hdrs;
+    dlq_waiter *w;
+    rd_kafka_resp_err_t err;
+    herald_err ret;
+
     if (!done) {
-        /* The callback frees it, or dlq_destroy() if no report comes. */
-        w->abandoned = true;
-        w->next = d->abandoned;
-        if (d->abandoned)
-            d->abandoned->prev = w;
-        d->abandoned = w;
+        snprintf(errstr, errstr_size, "dlq: no done callback");
+        return HERALD_ERR_INVALID;
+    }
+    ret = dlq_prepare(d, rec, timeout_ms, &w, &hdrs, errstr, errstr_size);
+    if (ret)
+        return ret;
+    w->done_fn = done;
+    w->opaque = opaque;
+    snprintf(w->reason, sizeof(w->reason), "%s", rec->reason);
+    /* Produced under the lock, so that the report (on the poll thread,
+     * which takes the lock) finds the waiter in d->pending; producev never
+     * calls a callback itself. */
+    pthread_mutex_lock(&d->lock);
+    if (d->closed) {
+        pthread_mutex_unlock(&d->lock);
+        snprintf(errstr, errstr_size, "dlq: %s is closed", d->topic);
+        metrics_add(d->m_errors, 1);
+        rd_kafka_headers_destroy(hdrs);
+        dlq_waiter_free(w);
+        return HERALD_ERR_STATE;
+    }
+    err = dlq_produce_once(d, rec, hdrs, w);
+    if (!err) {
+        dlq_list_push(&d->pending, w);
+        d->n_async++;
     }
     pthread_mutex_unlock(&d->lock);
-
-    if (!done) {
-        snprintf(errstr, errstr_size,
-                 "dlq: no acknowledgement from %s within %d ms (the record "
-                 "may still be delivered later)",
-                 d->topic, timeout_ms);
-        metrics_add(d->m_errors, 1);
-        return HERALD_ERR_TIMEOUT;
-    }
-    pthread_cond_destroy(&w->cond);
-    free(w);
-    if (err) {
-        snprintf(errstr, errstr_size, "dlq: write to %s failed: %s", d->topic,
-                 rd_kafka_err2str(err));
-        metrics_add(d->m_errors, 1);
-        return err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ? HERALD_ERR_TIMEOUT
-                                                       : HERALD_ERR_KAFKA;
-    }
-    metrics_add(d->m_records, 1, rec->reason);
+    if (err)
+        return dlq_refused(d, err, w, hdrs, errstr, errstr_size);
     return HERALD_OK;
-fail:
-    metrics_add(d->m_errors, 1);
-    if (hdrs)
-        rd_kafka_headers_destroy(hdrs);
-    free(w);
-    return ret;
+}
+
+void dlq_close(dlq *d)
+{
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->lock);
+    d->closed = true;
+    /* The poll thread times every pending write out by its deadline, so
+     * this wait is bounded by the longest timeout_ms in flight. */
+    while (d->n_async > 0 && d->poller_started)
+        pthread_cond_wait(&d->idle, &d->lock);
+    pthread_mutex_unlock(&d->lock);
 }
 
 void dlq_destroy(dlq *d)
 {
     if (!d)
         return;
+    dlq_close(d);
     if (d->poller_started) {
         atomic_store(&d->stop, true);
         pthread_join(d->poller, NULL);
@@ -379,9 +608,9 @@ void dlq_destroy(dlq *d)
         dlq_waiter *w = d->abandoned;
 
         d->abandoned = w->next;
-        pthread_cond_destroy(&w->cond);
-        free(w);
+        dlq_waiter_free(w);
     }
+    pthread_cond_destroy(&d->idle);
     pthread_mutex_destroy(&d->lock);
     free(d->topic);
     free(d);

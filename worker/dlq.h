@@ -31,10 +31,11 @@
  * again, so the dead-letter topic may then hold the record twice; it never
  * holds it zero times once a write succeeded.
  *
- * Thread-safety: dlq_write() and dlq_topic() may be called from any thread,
- * concurrently. dlq_new() and dlq_destroy() are called once each, with no
- * write running. The dlq owns one producer rd_kafka_t and one background
- * thread that polls it for delivery reports; no other thread polls it.
+ * Thread-safety: dlq_write(), dlq_write_async() and dlq_topic() may be
+ * called from any thread, concurrently. dlq_new() and dlq_destroy() are called
+ * once each, with no write running. The dlq owns one producer rd_kafka_t and
+ * one background thread that polls it for delivery reports; no other thread
+ * polls it.
  *
  * Metrics (core/metrics.h): herald_dlq_records_total{reason} counts
  * acknowledged records, herald_dlq_errors_total counts failed or timed-out
@@ -95,14 +96,49 @@ typedef struct dlq_record {
 herald_err dlq_write(dlq *d, const dlq_record *rec, int timeout_ms,
                      char *errstr, size_t errstr_size);
 
+/*
+ * Called once per accepted dlq_write_async() with its outcome: HERALD_OK
+ * (errstr NULL) once the broker acknowledged the record, otherwise the
+ * errors of dlq_write() (HERALD_ERR_KAFKA, HERALD_ERR_TIMEOUT; the same
+ * at-least-once rule applies) with errstr, a sentence borrowed for the
+ * call. Runs on the dlq's delivery-report thread, with no dlq lock held;
+ * it must not block, and may call dlq_write_async() again but not
+ * dlq_close() or dlq_destroy().
+ */
+typedef void (*dlq_done_fn)(void *opaque, herald_err err, const char *errstr);
+
+/*
+ * Like dlq_write(), without waiting: produces rec (borrowed for the call;
+ * key and value are copied) and returns. On HERALD_OK, done(opaque, ...)
+ * is called exactly once later, when the broker acknowledged or failed the
+ * record, or when timeout_ms (milliseconds, > 0; checked every 100 ms)
+ * passed first. On an error done is never called: HERALD_ERR_INVALID
+ * (as dlq_write(), or no done), HERALD_ERR_NOMEM, HERALD_ERR_KAFKA or
+ * HERALD_ERR_TIMEOUT (librdkafka refused the record, or its local queue is
+ * full; errstr says why), HERALD_ERR_STATE after dlq_close().
+ * Any thread, concurrently.
+ */
+herald_err dlq_write_async(dlq *d, const dlq_record *rec, int timeout_ms,
+                           dlq_done_fn done, void *opaque, char *errstr,
+                           size_t errstr_size);
+
+/*
+ * Refuses new asynchronous writes (HERALD_ERR_STATE) and waits until the
+ * done callback of every accepted one has returned (at the latest when
+ * their timeouts pass), so that what the callbacks use may be freed next.
+ * dlq_write() keeps working. Idempotent; NULL is a no-op. Not from a done
+ * callback.
+ */
+void dlq_close(dlq *d);
+
 /* The dead-letter topic name; borrowed until dlq_destroy(). Any thread. */
 const char *dlq_topic(const dlq *d);
 
 /*
- * Flushes queued records for up to 10 s, stops the delivery-report thread
- * and frees d. Records still unacknowledged after that are purged (their
- * writers already returned HERALD_ERR_TIMEOUT). No dlq_write() may be
- * running. NULL is a no-op.
+ * Closes d (dlq_close()), flushes queued records for up to 10 s, stops the
+ * delivery-report thread and frees d. Records still unacknowledged after that
+ * are purged (their writers already returned HERALD_ERR_TIMEOUT). No
+ * dlq_write() may be running. NULL is a no-op.
  */
 void dlq_destroy(dlq *d);
 

@@ -1,8 +1,11 @@
 /*
- * job.c: runs one job (one Kafka message) as a small state machine whose
- * steps run on the dispatcher threads of the PublishingQueue.
+ * job.c: the life of one job (one Kafka message): created from the
+ * message, run as a small state machine whose steps run on the dispatcher
+ * threads of the PublishingQueue, handed back, freed.
  *
  * Data flow per job:
+ *   create    job_new() on the consumer thread: copy the message, parse
+ *             the alerts, take a reference to the partition;
  *   start     select the targets (all configured ones, or those of the
  *             herald-targets header); a poison message goes straight to
  *             the dead-letter topic;
@@ -18,19 +21,30 @@
  *             Nothing delivered yet (total failure): resume after a
  *             full-jitter backoff and publish the failed legs again;
  *   dead-letter  one record per failed target, each acknowledged by the
- *             broker before the next; a failed write resumes after a
- *             backoff (the offset stays uncommitted meanwhile);
+ *             broker before the next; a write is asynchronous
+ *             (dlq_write_async(): no dispatcher thread waits for the
+ *             broker), its report resumes the job; a failed write resumes
+ *             after a backoff (the offset stays uncommitted meanwhile);
  *   finish    release the fingerprint in the queue (its next job may
- *             run) and hand the job to the consumer thread, which marks
- *             the offset final only when the job says so.
+ *             run) and push the job into the completion mailbox
+ *             (completions.c); the consumer thread takes it from there
+ *             (commit.c), marks the offset final only when the job says
+ *             so, and frees it with job_free().
  * A job whose partition is revoked before it starts, or that is cancelled
  * (revoke deadline, shutdown) is finished as not final: its offset is never
  * committed and the next owner consumes the message again (at-least-once).
  *
  * Threads: steps run on dispatcher threads, one step of a job at a time;
- * job_alert_done() runs on the publisher's threads and only counts down.
+ * job_alert_done() runs on the publisher's threads and only counts down;
+ * job_dlq_done() runs on the dlq's delivery-report thread and only stores
+ * the report and resumes the job.
  * Jobs of one fingerprint never overlap: the queue keeps the key busy
- * until job_finish().
+ * until job_finish(). job_new() and job_free() run on the consumer thread.
+ *
+ * Dependencies, one way: the consumer side (consumer.c, commit.c,
+ * rebalance.c, backpressure.c, worker.c) calls job_new(), job_free() and
+ * passes job_run()/job_drop() to the queue; job.c calls only legs.c,
+ * part.c, completions.c and dlq.c, never a consumer-side function.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -38,10 +52,11 @@
 #include <string.h>
 
 #include "core/clock.h"
-#include "publishers/backoff.h"
-#include "publishers/breaker.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "publishers/backoff.h"
+#include "publishers/breaker.h"
+#include "worker/job_int.h"
 #include "worker/worker_int.h"
 
 static const char *COMP = "job";
@@ -50,26 +65,6 @@ static const char *COMP = "job";
  * retried every 30 s at most. */
 #define DLQ_BACKOFF_INITIAL_MS 500
 #define DLQ_BACKOFF_MAX_MS 30000
-
-/* State of one (alert, target) leg across job attempts. */
-typedef enum leg_state {
-    LEG_PENDING = 0, /* Not yet attempted. */
-    LEG_DELIVERED,
-    LEG_NOT_SELECTED, /* Disabled or filtered: not for this alert. */
-    LEG_FAILED        /* Attempted or skipped for health; not delivered. */
-} leg_state;
-
-typedef struct leg {
-    target *tgt;
-    leg_state state;
-    char reason[32]; /* Dead-letter reason kind when failed. */
-    char error[256];
-    long http_status;
-    bool permanent; /* Gave up (4xx, unbuildable): retrying cannot help. */
-    int attempts;   /* Over all job attempts. */
-    int64_t first_attempt_ms;
-    int64_t last_attempt_ms;
-} leg;
 
 typedef enum job_step {
     STEP_START = 0,
@@ -97,6 +92,11 @@ struct job_run {
     uint64_t seed;
     size_t dlq_next; /* Next target to dead-letter. */
     int dlq_attempt; /* Failed writes of the current record. */
+    /* The report of the dead-letter write in flight (job_dlq_done()), for
+     * the step that started it, which runs again. */
+    bool dlq_reported;
+    herald_err dlq_err;
+    char dlq_error[256];
 };
 
 static metric *jobs_total;
@@ -154,6 +154,90 @@ void job_free(job *job)
     free(job);
 }
 
+/* Copies n bytes into a new NUL-terminated string; NULL when out of
+ * memory. */
+static char *job_strdup(const void *data, size_t n)
+{
+    char *s = malloc(n + 1);
+
+    if (s) {
+        memcpy(s, data, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+/* Copies the value, the key and the herald-targets header of a message. */
+static herald_err job_copy_message(job *job, const rd_kafka_message_t *rkm)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *hv;
+    size_t hlen;
+
+    if (rkm->payload) {
+        job->value = job_strdup(rkm->payload, rkm->len);
+        if (!job->value)
+            return HERALD_ERR_NOMEM;
+        job->value_len = rkm->len;
+    }
+    if (rkm->key) {
+        job->key = job_strdup(rkm->key, rkm->key_len);
+        if (!job->key)
+            return HERALD_ERR_NOMEM;
+        job->key_len = rkm->key_len;
+    }
+    if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(hdrs, "herald-targets", &hv, &hlen) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
+        hv) {
+        job->only_targets = strndup(hv, hlen);
+        if (!job->only_targets)
+            return HERALD_ERR_NOMEM;
+    }
+    return HERALD_OK;
+}
+
+job *job_new(worker *w, part *p, const rd_kafka_message_t *rkm)
+{
+    job *job = calloc(1, sizeof(*job));
+
+    if (!job)
+        return NULL;
+    job->offset = rkm->offset;
+    job->received_ms = herald_now_ms();
+    if (job_copy_message(job, rkm) != HERALD_OK) {
+        job_free(job);
+        return NULL;
+    }
+    if (alert_batch_parse(job->value, job->value_len, &w->cfg.limits,
+                          &job->batch, &job->reason, job->parse_error,
+                          sizeof(job->parse_error)) != HERALD_OK &&
+        job->reason == ALERT_REASON_NONE)
+        job->reason = ALERT_REASON_WRONG_TYPE;
+    if (job->key && job->key_len > 0 && job->key_len < sizeof(job->queue_key))
+        snprintf(job->queue_key, sizeof(job->queue_key), "%s", job->key);
+    else if (job->batch.n > 0)
+        snprintf(job->queue_key, sizeof(job->queue_key), "%s",
+                 job->batch.alerts[0].fingerprint);
+    else
+        snprintf(job->queue_key, sizeof(job->queue_key), "partition-%d",
+                 (int)p->partition);
+    job->priority =
+        job->batch.n > 0 ? alert_priority(&job->batch.alerts[0]) : 4;
+    part_ref(p);
+    job->part = p;
+    return job;
+}
+
+void job_drop(void *opaque, void *vjob)
+{
+    worker *w = opaque;
+    job *job = vjob;
+
+    job->final = false;
+    completions_push(&w->done, job);
+}
+
 static bool job_cancelled(worker *w, job *job)
 {
     return atomic_load(&job->part->cancel) || atomic_load(&w->stopping);
@@ -184,7 +268,7 @@ static void job_finish(worker *w, job *job, bool final, const char *outcome)
                   (&(log_fields){NULL, w->cfg.topic, job->part->partition,
                                  job->offset, NULL}),
                   "queue_job_done: %s", herald_err2str(err));
-    worker_job_done(w, job);
+    completions_push(&w->done, job);
 }
 
 /* Runs the job's next step on a dispatcher thread at when_ms (0 = now). */
@@ -218,24 +302,61 @@ static bool job_dlq_backoff(worker *w, job *job)
     return true;
 }
 
-/* One dead-letter write; logs the outcome. */
-static herald_err job_dlq_write(worker *w, job *job, const dlq_record *rec)
+/* The dlq's report of the job's dead-letter write: kept for the step that
+ * started the write, which runs again. On the dlq's delivery-report
+ * thread; the job is not running meanwhile. */
+static void job_dlq_done(void *opaque, herald_err err, const char *errstr)
 {
+    job *job = opaque;
+    job_run_state *run = job->run;
+
+    run->dlq_err = err;
+    snprintf(run->dlq_error, sizeof(run->dlq_error), "%s",
+             errstr ? errstr : "");
+    run->dlq_reported = true;
+    job_resume(run->w, job, 0);
+}
+
+typedef enum job_dlq_state {
+    JOB_DLQ_WRITTEN, /* The broker acknowledged the record. */
+    JOB_DLQ_WAITING, /* Written asynchronously: the step runs again. */
+    JOB_DLQ_FAILED   /* Not written: back off and write it again. */
+} job_dlq_state;
+
+/*
+ * One dead-letter write, in two halves, so that no dispatcher thread waits
+ * for the broker: the first call starts the write (JOB_DLQ_WAITING: the
+ * step must return at once and not touch the job, job_dlq_done() resumes
+ * it); the call in the resumed step takes the report (WRITTEN or FAILED).
+ * Logs the outcome.
+ */
+static job_dlq_state job_dlq_write(worker *w, job *job, const dlq_record *rec)
+{
+    job_run_state *run = job->run;
     log_fields lf = job_fields(w, job, rec->target);
     char errstr[256];
     herald_err err;
 
-    err = dlq_write(w->dlq, rec, w->cfg.dlq_timeout_ms, errstr, sizeof(errstr));
+    if (run->dlq_reported) {
+        run->dlq_reported = false;
+        err = run->dlq_err;
+        snprintf(errstr, sizeof(errstr), "%s", run->dlq_error);
+    } else {
+        err = dlq_write_async(w->dlq, rec, w->cfg.dlq_timeout_ms, job_dlq_done,
+                              job, errstr, sizeof(errstr));
+        if (err == HERALD_OK)
+            return JOB_DLQ_WAITING;
+    }
     if (err == HERALD_OK) {
         LOG_WARN(COMP, &lf, "dead-lettered to %s: %s: %s", dlq_topic(w->dlq),
                  rec->reason, rec->error ? rec->error : "");
-        return HERALD_OK;
+        return JOB_DLQ_WRITTEN;
     }
     log_write_limited(LOG_LEVEL_ERROR, COMP, &lf, "dlq-write", 10000,
                       "dead-letter write failed, retrying; the offset is "
                       "not committed: %s",
                       errstr);
-    return err;
+    return JOB_DLQ_FAILED;
 }
 
 static void job_record_init(worker *w, job *job, dlq_record *rec)
@@ -256,7 +377,9 @@ static void job_step_poison(worker *w, job *job)
     dlq_record rec;
     bool no_targets = job->batch.n > 0;
 
-    if (job_cancelled(w, job)) {
+    /* A write that was acknowledged counts even if the job was cancelled
+     * while it waited for the report. */
+    if (!job->run->dlq_reported && job_cancelled(w, job)) {
         job_finish(w, job, false, "cancelled");
         return;
     }
@@ -270,108 +393,21 @@ static void job_step_poison(worker *w, job *job)
         rec.reason = alert_reason_name(job->reason);
         rec.error = job->parse_error;
     }
-    if (job->run->dlq_attempt == 0)
+    if (job->run->dlq_attempt == 0 && !job->run->dlq_reported)
         LOG_ERROR(COMP,
                   (&(log_fields){NULL, w->cfg.topic, job->part->partition,
                                  job->offset, NULL}),
                   "%s (%s): %s", no_targets ? "undeliverable" : "bad message",
                   rec.reason, rec.error);
-    if (job_dlq_write(w, job, &rec) == HERALD_OK)
+    switch (job_dlq_write(w, job, &rec)) {
+    case JOB_DLQ_WAITING: break;
+    case JOB_DLQ_WRITTEN:
         job_finish(w, job, true, no_targets ? "no_targets" : "poison");
-    else if (!job_dlq_backoff(w, job))
-        job_finish(w, job, false, "cancelled");
-}
-
-/* The targets of this job: all, or those the herald-targets header names. */
-static size_t job_targets(worker *w, job *job, target_set *set, target **out,
-                          size_t cap)
-{
-    target *const *all = targets_list(set);
-    size_t n = targets_count(set);
-    size_t k = 0;
-    char *list;
-    char *save = NULL;
-
-    if (!job->only_targets) {
-        for (size_t i = 0; i < n && k < cap; i++)
-            out[k++] = all[i];
-        return k;
-    }
-    list = strdup(job->only_targets);
-    for (char *name = list ? strtok_r(list, ", ", &save) : NULL; name;
-         name = strtok_r(NULL, ", ", &save)) {
-        target *tgt = targets_find(set, name);
-
-        if (!tgt) {
-            log_fields lf = job_fields(w, job, name);
-
-            LOG_WARN(COMP, &lf,
-                     "herald-targets header names an unknown target: "
-                     "ignored");
-            continue;
-        }
-        if (k < cap)
-            out[k++] = tgt;
-    }
-    free(list);
-    return k;
-}
-
-/* Folds one publish result into the legs of an alert. */
-static void legs_update(worker *w, leg *legs, size_t n_legs,
-                        const publish_result *res)
-{
-    for (size_t r = 0; r < res->n_targets; r++) {
-        const publish_target_result *tr = &res->targets[r];
-        leg *lg = NULL;
-
-        for (size_t i = 0; i < n_legs; i++) {
-            if (strcmp(legs[i].tgt->name, tr->name) == 0) {
-                lg = &legs[i];
-                break;
-            }
-        }
-        if (!lg)
-            continue;
-        lg->attempts += tr->attempts;
-        if (tr->first_attempt_ms &&
-            (!lg->first_attempt_ms ||
-             tr->first_attempt_ms < lg->first_attempt_ms))
-            lg->first_attempt_ms = tr->first_attempt_ms;
-        if (tr->last_attempt_ms > lg->last_attempt_ms)
-            lg->last_attempt_ms = tr->last_attempt_ms;
-        switch (tr->outcome) {
-        case PUBLISH_OUTCOME_DELIVERED:
-            lg->state = LEG_DELIVERED;
-            stats_record(w->stats, tr->name, true, tr->duration_ms);
-            break;
-        case PUBLISH_OUTCOME_SKIPPED:
-            if (tr->skip_reason == PUBLISH_REASON_DISABLED ||
-                tr->skip_reason == PUBLISH_REASON_FILTERED) {
-                lg->state = LEG_NOT_SELECTED;
-                break;
-            }
-            lg->state = LEG_FAILED;
-            snprintf(lg->reason, sizeof(lg->reason), "%s",
-                     publish_skip_reason_name(tr->skip_reason));
-            snprintf(lg->error, sizeof(lg->error), "skipped: %s",
-                     publish_skip_reason_name(tr->skip_reason));
-            break;
-        case PUBLISH_OUTCOME_FAILED:
-        default:
-            lg->state = LEG_FAILED;
-            snprintf(lg->reason, sizeof(lg->reason), "target_failed");
-            snprintf(lg->error, sizeof(lg->error), "%s", tr->error);
-            lg->http_status = tr->http_status;
-            /* Given up (STYLE.md 8): a 4xx other than 408 and 429, or a
-             * request that cannot be built. */
-            lg->permanent =
-                (tr->http_status >= 400 && tr->http_status < 500 &&
-                 tr->http_status != 408 && tr->http_status != 429) ||
-                (tr->error_type && strcmp(tr->error_type, "build") == 0);
-            stats_record(w->stats, tr->name, false, tr->duration_ms);
-            break;
-        }
+        break;
+    case JOB_DLQ_FAILED:
+        if (!job_dlq_backoff(w, job))
+            job_finish(w, job, false, "cancelled");
+        break;
     }
 }
 
@@ -407,15 +443,10 @@ static void job_step_publish(worker *w, job *job)
     atomic_store(&run->pending, 1);
     for (size_t i = 0; i < job->batch.n; i++) {
         target **rem = &run->remaining[i * (n_base ? n_base : 1)];
-        size_t n_rem = 0;
+        size_t n_rem = legs_remaining(run->legs[i], n_base, rem);
         herald_err err;
 
         run->started[i] = false;
-        for (size_t t = 0; t < n_base; t++) {
-            if (run->legs[i][t].state == LEG_PENDING ||
-                run->legs[i][t].state == LEG_FAILED)
-                rem[n_rem++] = run->legs[i][t].tgt;
-        }
         if (n_rem == 0)
             continue;
         publish_result_free(&run->results[i]);
@@ -445,24 +476,13 @@ static void job_step_dead_letter(worker *w, job *job)
         dlq_record rec;
         char error[320];
 
-        if (job_cancelled(w, job)) {
+        job_dlq_state st;
+
+        if (!run->dlq_reported && job_cancelled(w, job)) {
             job_finish(w, job, false, "cancelled");
             return;
         }
-        memset(&agg, 0, sizeof(agg));
-        for (size_t i = 0; i < job->batch.n; i++) {
-            leg *lg = &run->legs[i][t];
-
-            if (lg->state != LEG_FAILED)
-                continue;
-            if (agg.state != LEG_FAILED)
-                agg = *lg;
-            if (lg->attempts > agg.attempts)
-                agg.attempts = lg->attempts;
-            if (lg->last_attempt_ms > agg.last_attempt_ms)
-                agg.last_attempt_ms = lg->last_attempt_ms;
-        }
-        if (agg.state != LEG_FAILED)
+        if (!legs_failed_merge(run->legs, job->batch.n, t, &agg))
             continue;
         job_record_init(w, job, &rec);
         if (!run->delivered_any && !agg.permanent) {
@@ -480,7 +500,10 @@ static void job_step_dead_letter(worker *w, job *job)
         rec.attempts = agg.attempts;
         rec.first_attempt_ms = agg.first_attempt_ms;
         rec.last_attempt_ms = agg.last_attempt_ms;
-        if (job_dlq_write(w, job, &rec) != HERALD_OK) {
+        st = job_dlq_write(w, job, &rec);
+        if (st == JOB_DLQ_WAITING)
+            return;
+        if (st == JOB_DLQ_FAILED) {
             if (!job_dlq_backoff(w, job))
                 job_finish(w, job, false, "cancelled");
             return;
@@ -496,14 +519,10 @@ static void job_step_dead_letter(worker *w, job *job)
                run->delivered_any ? "partial_success" : "dead_lettered");
 }
 
-/* Every fan-out of the attempt completed: decide what comes next. */
-static void job_step_evaluate(worker *w, job *job)
+/* Folds the results of the attempt's fan-outs into the legs and stats. */
+static void job_results_fold(worker *w, job *job)
 {
     job_run_state *run = job->run;
-    log_fields lf = job_fields(w, job, NULL);
-    size_t failed = 0;
-    size_t retryable = 0;
-    int64_t age;
 
     for (size_t i = 0; i < job->batch.n; i++) {
         publish_result *res = &run->results[i];
@@ -515,24 +534,47 @@ static void job_step_evaluate(worker *w, job *job)
                              : res->failed > 0   ? STATS_PUBLISH_PARTIAL_SUCCESS
                                                  : STATS_PUBLISH_SUCCESS,
                              res->duration_ms);
-        legs_update(w, run->legs[i], run->n_base, res);
+        legs_update(w->stats, run->legs[i], run->n_base, res);
         publish_result_free(res);
         run->started[i] = false;
     }
+}
+
+/* Total failure within the budget: publish the failed legs again after a
+ * full-jitter backoff. */
+static void job_retry(worker *w, job *job, size_t failed)
+{
+    job_run_state *run = job->run;
+    log_fields lf = job_fields(w, job, NULL);
+    int64_t delay =
+        backoff_delay_ms(run->attempt, w->cfg.job_backoff_initial_ms,
+                         w->cfg.job_backoff_max_ms, &run->seed);
+
+    metrics_add(job_retries, 1);
+    LOG_WARN(COMP, &lf,
+             "total failure on attempt %d: retrying %zu leg(s) in "
+             "%" PRId64 " ms",
+             run->attempt, failed, delay);
+    run->step = STEP_PUBLISH;
+    job_resume(w, job, herald_now_ms() + delay);
+}
+
+/* Every fan-out of the attempt completed: decide what comes next. */
+static void job_step_evaluate(worker *w, job *job)
+{
+    job_run_state *run = job->run;
+    log_fields lf = job_fields(w, job, NULL);
+    legs_tally tally = {0, 0, run->delivered_any};
+    int64_t age;
+
+    job_results_fold(w, job);
     if (job_cancelled(w, job)) {
         job_finish(w, job, false, "cancelled");
         return;
     }
-    for (size_t i = 0; i < job->batch.n; i++) {
-        for (size_t t = 0; t < run->n_base; t++) {
-            failed += run->legs[i][t].state == LEG_FAILED;
-            retryable += run->legs[i][t].state == LEG_FAILED &&
-                         !run->legs[i][t].permanent;
-            run->delivered_any =
-                run->delivered_any || run->legs[i][t].state == LEG_DELIVERED;
-        }
-    }
-    if (failed == 0) {
+    legs_tally_add(run->legs, job->batch.n, run->n_base, &tally);
+    run->delivered_any = tally.delivered_any;
+    if (tally.failed == 0) {
         if (!run->delivered_any)
             LOG_WARN(COMP, &lf,
                      "no target selected for this job (every target is "
@@ -549,7 +591,7 @@ static void job_step_evaluate(worker *w, job *job)
     /* Permanent failures (the target refused the request with a 4xx, or
      * it cannot be built) are dead-lettered at once: a job retry would
      * only repeat them. */
-    if (run->delivered_any || retryable == 0 ||
+    if (run->delivered_any || tally.retryable == 0 ||
         run->attempt >= w->cfg.job_max_attempts ||
         age >= w->cfg.job_max_age_ms) {
         run->step = STEP_DEAD_LETTER;
@@ -557,25 +599,14 @@ static void job_step_evaluate(worker *w, job *job)
         job_step_dead_letter(w, job);
         return;
     }
-    metrics_add(job_retries, 1);
-    {
-        int64_t delay =
-            backoff_delay_ms(run->attempt, w->cfg.job_backoff_initial_ms,
-                             w->cfg.job_backoff_max_ms, &run->seed);
-
-        LOG_WARN(COMP, &lf,
-                 "total failure on attempt %d: retrying %zu leg(s) in "
-                 "%" PRId64 " ms",
-                 run->attempt, failed, delay);
-        run->step = STEP_PUBLISH;
-        job_resume(w, job, herald_now_ms() + delay);
-    }
+    job_retry(w, job, tally.failed);
 }
 
 /* First step: set up the run state and start publishing. */
 static void job_step_start(worker *w, job *job)
 {
     job_run_state *run;
+    log_fields lf;
     size_t n_alerts = job->batch.n;
     size_t n_all;
 
@@ -602,7 +633,9 @@ static void job_step_start(worker *w, job *job)
     run->base = calloc(n_all ? n_all : 1, sizeof(*run->base));
     if (!run->base)
         goto oom;
-    run->n_base = job_targets(w, job, run->set, run->base, n_all);
+    lf = job_fields(w, job, NULL);
+    run->n_base =
+        legs_targets(run->set, job->only_targets, &lf, run->base, n_all);
     if (run->n_base == 0) {
         run->step = STEP_POISON; /* Undeliverable: dead-letter it. */
         job_step_poison(w, job);

@@ -1,0 +1,85 @@
+/*
+ * api_int.h: what worker/api.c (the HTTP server: connections, routing,
+ * authorisation, sending) and worker/api_routes.c (the route handlers and
+ * the replies they build) share. Private to the API. api.c calls
+ * api_routes.c (api_route_find(), api_reply_error() and the handlers
+ * through the route table); api_routes.c never calls api.c.
+ */
+#ifndef HERALD_API_INT_H
+#define HERALD_API_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/buf.h"
+#include "core/metrics.h"
+#include "worker/api.h"
+
+/* Most target names in one /publish/multiple request. */
+#define API_MAX_NAMES 256
+/* Deepest JSON nesting accepted in a request body. */
+#define API_MAX_DEPTH 32
+
+#define CT_JSON "application/json"
+#define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
+
+struct api_server {
+    struct MHD_Daemon *daemon;
+    char *token; /* NULL when POST needs no token. */
+    size_t token_len;
+    size_t max_body_bytes;
+    size_t max_metrics_bytes;
+    void *opaque;
+    api_ready_fn ready;
+    api_publish_fn publish;
+    api_json_fn stats;
+    api_json_fn targets;
+    metric *requests; /* herald_api_requests_total{path,code}. */
+    int port;
+};
+
+typedef struct api_request api_request;
+typedef struct api_reply api_reply;
+
+/* What a handler answers. body is owned (malloc) or NULL. */
+struct api_reply {
+    int status;
+    const char *content_type;
+    char *body;
+    size_t len;
+};
+
+typedef void (*api_handler)(api_server *srv, api_request *req, api_reply *rep);
+
+typedef struct api_route {
+    const char *path;
+    bool post; /* POST route; otherwise GET (and HEAD). */
+    api_handler handler;
+    api_publish_mode mode; /* POST /publish/... only. */
+    bool quiet_5xx;        /* A 5xx is routine (a not-ready /readyz during
+                              start-up): not worth a warning. */
+} api_route;
+
+/* Per-request state, freed by api_completed(). */
+struct api_request {
+    const api_route *route; /* NULL for an unknown path. */
+    int status;             /* Non-zero: answer this error. */
+    char message[160];      /* Error message with status. */
+    bool replied;           /* A response was queued. */
+    buf body;
+};
+
+/*
+ * The route of a request path (url, borrowed), or NULL for an unknown one.
+ * The route is static. Any thread.
+ */
+const api_route *api_route_find(const char *url);
+
+/*
+ * Fills rep with the error envelope {"error":{"code","message"}} (message
+ * borrowed for the call; copied). On out of memory rep holds a fixed 500
+ * answer (or no body). Any thread.
+ */
+void api_reply_error(api_reply *rep, int status, const char *message);
+
+#endif
