@@ -1,10 +1,10 @@
 /*
  * reload.c: reloads targets.yaml while the worker runs.
  *
- * Data flow: SIGHUP sets *cfg.reload (the signal thread, core/signals.c); besides, every
- * targets_watch_ms the file's modification time is compared with the last
- * one seen. Either way targets_registry_reload() builds a new target set
- * and swaps it in (STYLE.md 16: loaded config is immutable); jobs already
+ * Data flow: SIGHUP sets *cfg.reload (the signal thread, core/signals.c);
+ * besides, every targets_watch_ms the file's modification time is compared with
+ * the last one seen. Either way targets_registry_reload() builds a new target
+ * set and swaps it in (STYLE.md 16: loaded config is immutable); jobs already
  * running keep the set they acquired at their start. The health monitor
  * gets the new targets; a file that does not load is logged and the
  * running targets stay.
