@@ -189,11 +189,9 @@ herald_timer *timer_new(const char *name, char *errstr, size_t errstr_size)
         goto fail;
     }
     t->lock_ready = true;
-    rc = herald_thread_create(&th, name ? name : "herald-timer", timer_main,
-                              t);
+    rc = herald_thread_create(&th, name ? name : "herald-timer", timer_main, t);
     if (rc != 0) {
-        timer_errstr(errstr, errstr_size, "timer: cannot start its thread",
-                     rc);
+        timer_errstr(errstr, errstr_size, "timer: cannot start its thread", rc);
         goto fail;
     }
     /* Under the lock: timer_on_thread() reads it from other threads. */
