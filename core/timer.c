@@ -13,6 +13,9 @@
  * runs without the lock. So an entry is always exactly one of: pending (in
  * the heap), running (t->running), or neither; timer_cancel() answers from
  * that, and timer_cancel_wait() waits on done_cond while it is running.
+ * timer_cancel_owner() rebuilds the heap without the owner's entries
+ * (popping all keeps them in due order) and waits the same way while a
+ * callback of that owner runs (t->running_owner, copied at the pop).
  * The engine never dereferences an entry after its callback started: the
  * callback may free it.
  *
@@ -52,8 +55,9 @@ struct herald_timer {
     pthread_cond_t done_cond; /* timer_cancel_wait(): a callback returned. */
     heap timers;              /* timer_entry *, by (due_ms, seq). */
     uint64_t next_seq;
-    timer_entry *running; /* Entry whose callback runs; compared only. */
-    int waiters;          /* Threads waiting on done_cond. */
+    timer_entry *running;      /* Entry whose callback runs; compared only. */
+    const void *running_owner; /* Its owner, copied before the call. */
+    int waiters;               /* Threads waiting on done_cond. */
     bool stopping;
     bool lock_ready;
     bool started;
@@ -65,9 +69,10 @@ static pthread_mutex_t timer_shared_lock = PTHREAD_MUTEX_INITIALIZER;
 static herald_timer *timer_shared;
 static unsigned timer_shared_refs;
 
-void timer_entry_init(timer_entry *e)
+void timer_entry_init(timer_entry *e, const void *owner)
 {
     memset(e, 0, sizeof *e);
+    e->owner = owner;
 }
 
 /* True when entry a falls due before b; equal due times in add order. */
@@ -126,12 +131,14 @@ static void *timer_main(void *arg)
         cb = e->cb;
         cb_arg = e->arg;
         t->running = e;
+        t->running_owner = e->owner;
         pthread_mutex_unlock(&t->lock);
 
         cb(cb_arg); /* e may be freed from here on. */
 
         pthread_mutex_lock(&t->lock);
         t->running = NULL;
+        t->running_owner = NULL;
         if (t->waiters > 0)
             pthread_cond_broadcast(&t->done_cond);
     }
@@ -325,6 +332,60 @@ bool timer_cancel_wait(herald_timer *t, timer_entry *e)
         t->waiters--;
     }
     pthread_mutex_unlock(&t->lock);
+    return removed;
+}
+
+/*
+ * Moves owner's pending entries to *tail, in due order, and returns the
+ * new tail. Every entry is popped (due order) and the others pushed back
+ * with their sequence, so their order is kept; the pushes never allocate
+ * (the heap keeps its memory when it shrinks). Holds t->lock.
+ */
+static timer_entry **timer_take_owner(herald_timer *t, const void *owner,
+                                      timer_entry **tail)
+{
+    timer_entry *all = NULL;
+    timer_entry **all_tail = &all;
+    timer_entry *e;
+
+    for (e = heap_pop(&t->timers); e; e = heap_pop(&t->timers)) {
+        e->next = NULL;
+        *all_tail = e;
+        all_tail = &e->next;
+    }
+    while (all) {
+        e = all;
+        all = e->next;
+        e->next = NULL;
+        if (e->owner == owner) {
+            *tail = e;
+            tail = &e->next;
+        } else {
+            (void)heap_push(&t->timers, e);
+        }
+    }
+    return tail;
+}
+
+timer_entry *timer_cancel_owner(herald_timer *t, const void *owner)
+{
+    timer_entry *removed = NULL;
+    timer_entry **tail = &removed;
+
+    if (!t || !owner)
+        return NULL;
+    pthread_mutex_lock(&t->lock);
+    for (;;) {
+        tail = timer_take_owner(t, owner, tail);
+        if (!t->running || t->running_owner != owner || timer_on_thread(t))
+            break;
+        /* Its callback may re-arm: take again once it returned. */
+        t->waiters++;
+        pthread_cond_wait(&t->done_cond, &t->lock);
+        t->waiters--;
+    }
+    pthread_mutex_unlock(&t->lock);
+    /* The earliest may be gone: the thread wakes for it and sleeps on. */
     return removed;
 }
 

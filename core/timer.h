@@ -16,7 +16,10 @@
  * timer_list are): adding one allocates nothing but a heap slot, cancelling
  * is O(log n) and needs no lookup, and a zeroed entry is a valid "not
  * pending" entry. The engine borrows the entry while it is pending and
- * while its callback runs; it never frees it.
+ * while its callback runs; it never frees it. An entry names its owner
+ * (the queue, the I/O thread, the publisher), so that an owner shutting
+ * down (or expiring its delayed work) takes all its timers back with one
+ * timer_cancel_owner() instead of keeping its own list of them.
  *
  * Times are monotonic milliseconds as herald_now_ms() (core/clock.h). A
  * timer fires at or after its due time, never before; timers fire in due
@@ -32,7 +35,8 @@
  * (timer_shared_acquire()), started by its first user and joined when its
  * last user releases it, as libuv's uv_default_loop() sits next to
  * explicit loops. A module takes an optional engine in its configuration
- * (queue_config.timer, parallel_config.timer, transport_config.timer) and
+ * (queue_config.timer, transport_config.timer, which the publisher shares
+ * with its transport) and
  * acquires the shared one when none is given, so `herald run` runs one
  * timer thread whatever the order its parts are built in, and tests can
  * give a module an engine of their own (timer_new()).
@@ -56,19 +60,26 @@ typedef void (*timer_cb)(void *arg);
 
 /*
  * One timer, owned by the caller (embed it in the object it is for).
- * Zero it (or timer_entry_init()) once before the first timer_add(); the
- * fields are the engine's, guarded by its lock: do not read or write them.
+ * timer_entry_init() it (or zero it: no owner) once before the first
+ * timer_add(). The fields are the engine's, guarded by its lock: read only
+ * next and arg of the entries timer_cancel_owner() returned.
  */
 typedef struct timer_entry {
-    int64_t due_ms; /* Monotonic ms, as herald_now_ms(). */
-    uint64_t seq;   /* Add order: FIFO among equal due times. */
-    size_t pos;     /* Heap index + 1 while pending; 0 when not pending. */
-    timer_cb cb;
-    void *arg;
+    int64_t due_ms;           /* Monotonic ms, as herald_now_ms(). */
+    uint64_t seq;             /* Add order: FIFO among equal due times. */
+    size_t pos;               /* Heap index + 1 while pending; else 0. */
+    const void *owner;        /* For timer_cancel_owner(); may be NULL. */
+    timer_cb cb;              /* As given to timer_add(). */
+    void *arg;                /* As given to timer_add(). */
+    struct timer_entry *next; /* timer_cancel_owner()'s list. */
 } timer_entry;
 
-/* Makes e a "not pending" entry (the same as zeroing it). */
-void timer_entry_init(timer_entry *e);
+/*
+ * Makes e a "not pending" entry of owner (borrowed, only compared: the
+ * module instance, so that it can cancel all its timers at once with
+ * timer_cancel_owner(); NULL: none). Not while e is pending.
+ */
+void timer_entry_init(timer_entry *e, const void *owner);
 
 /*
  * Creates an engine and starts its thread, named name (borrowed for the
@@ -139,6 +150,20 @@ bool timer_cancel(herald_timer *t, timer_entry *e);
  * callback). Any thread.
  */
 bool timer_cancel_wait(herald_timer *t, timer_entry *e);
+
+/*
+ * Disarms every pending timer of owner (owner != NULL) and, unless called
+ * from a timer callback, waits until no callback of owner's runs, and
+ * disarms again what such a callback re-armed. Returns the disarmed
+ * entries, linked through their next field, in due order (entries re-armed
+ * during the wait come last), or NULL: their callbacks will not run for
+ * those armings, and the caller owns them again (arg tells which object
+ * each is). On return no timer of owner is pending or running, unless
+ * another thread arms one meanwhile. For shutdowns and bulk expiries:
+ * O(n log n) in the timers of the whole engine. Must not be called holding
+ * a lock owner's callbacks take. Any thread.
+ */
+timer_entry *timer_cancel_owner(herald_timer *t, const void *owner);
 
 /* Timers pending (armed, not fired). Any thread; a snapshot. */
 size_t timer_len(herald_timer *t);

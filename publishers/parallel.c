@@ -37,17 +37,15 @@
  * metrics, never the caller's alert, targets or result; the timer
  * callback reads the cancel flag only under ctx->lock while the context
  * is open, i.e. before the caller's callback, which ends that borrow.
- * Contexts with an armed timer are also on pp->pending (no reference:
- * the completion unlinks them first), for parallel_destroy().
+ * The timers name pp as their owner: parallel_destroy() takes the pending
+ * ones back with timer_cancel_owner() and closes their contexts.
  *
  * Threads: publish_start runs on any caller thread; callbacks on
  * transport I/O threads; deadlines and cancel flags on the timer thread.
- * pp->lock guards the breaker map; pp->pending_lock the pending list;
- * ctx->lock guards the context's counters and flags (leg fields are
- * written by the one actor owning the leg at a time: the starter before
- * submit, then the callback, then the completion). Lock order:
- * pp->pending_lock before ctx->lock before the engine's lock; the
- * completion runs with no lock held.
+ * pp->lock guards the breaker map; ctx->lock guards the context's counters and
+ * flags (leg fields are written by the one actor owning the leg at a time: the
+ * starter before submit, then the callback, then the completion). Lock order:
+ * ctx->lock before the engine's lock; the completion runs with no lock held.
  */
 #include "publishers/parallel.h"
 
@@ -106,11 +104,8 @@ struct parallel_publisher {
     metric *m_retries;
     metric *m_fanout_active;
     /* Deadlines and cancel polls of pending fan-outs. */
-    herald_timer *timer;          /* Borrowed (cfg) or the shared engine. */
-    bool timer_shared;            /* timer is a timer_shared_acquire() ref. */
-    pthread_mutex_t pending_lock; /* Guards pending and ctx->on_pending. */
-    bool pending_inited;
-    struct pp_ctx *pending; /* Contexts with an armed timer, not complete. */
+    herald_timer *timer; /* Borrowed (cfg) or the shared engine. */
+    bool timer_shared;   /* timer is a timer_shared_acquire() ref. */
 };
 
 struct pp_ctx;
@@ -155,12 +150,9 @@ typedef struct pp_ctx {
     pp_leg *legs;
     size_t n_legs;
     const atomic_bool *cancel; /* Borrowed; read by the timer callback. */
-    timer_entry timer;         /* Deadline and cancel poll. */
-    struct pp_ctx *pnext;      /* pp->pending, under pp->pending_lock. */
-    struct pp_ctx *pprev;
-    bool on_pending;     /* Under pp->pending_lock. */
-    double t0_ms;        /* Monotonic start, for duration_ms. */
-    publish_result *res; /* Caller's, written by the completion. */
+    timer_entry timer;         /* Deadline and cancel poll; owner pp. */
+    double t0_ms;              /* Monotonic start, for duration_ms. */
+    publish_result *res;       /* Caller's, written by the completion. */
     publish_done_cb cb;
     void *opaque;
 } pp_ctx;
@@ -441,36 +433,6 @@ static void pp_ctx_leave(pp_ctx *ctx);
 /* Deadline and cancel timer                                            */
 /* ------------------------------------------------------------------ */
 
-/* Links ctx into pp->pending (its timer is about to be armed). */
-static void pp_pending_link(parallel_publisher *pp, pp_ctx *ctx)
-{
-    pthread_mutex_lock(&pp->pending_lock);
-    ctx->pprev = NULL;
-    ctx->pnext = pp->pending;
-    if (pp->pending)
-        pp->pending->pprev = ctx;
-    pp->pending = ctx;
-    ctx->on_pending = true;
-    pthread_mutex_unlock(&pp->pending_lock);
-}
-
-/* Unlinks ctx from pp->pending if it is there. Caller holds
- * pp->pending_lock. */
-static void pp_pending_unlink_locked(parallel_publisher *pp, pp_ctx *ctx)
-{
-    if (!ctx->on_pending)
-        return;
-    if (ctx->pprev)
-        ctx->pprev->pnext = ctx->pnext;
-    else
-        pp->pending = ctx->pnext;
-    if (ctx->pnext)
-        ctx->pnext->pprev = ctx->pprev;
-    ctx->pnext = NULL;
-    ctx->pprev = NULL;
-    ctx->on_pending = false;
-}
-
 /* When the timer of ctx must fire next, from now (monotonic ms): its
  * deadline, or sooner to poll its cancel flag. */
 static int64_t pp_timer_due(const pp_ctx *ctx, int64_t now)
@@ -520,32 +482,22 @@ static void pp_ctx_timer(void *arg)
     pp_ctx_unref(ctx);
 }
 
-/* Closes every fan-out still pending as cancelled (parallel_destroy):
- * each leaves the list, its timer is cancelled (waiting for a callback
- * that is firing), and it closes. */
+/* Closes every fan-out whose timer is pending as cancelled
+ * (parallel_destroy): the timers are taken back (a callback firing is
+ * waited for), and each one's reference closes its context. */
 static void pp_pending_cancel(parallel_publisher *pp)
 {
-    if (!pp->pending_inited)
-        return;
-    for (;;) {
-        pp_ctx *ctx;
+    timer_entry *e;
 
-        pthread_mutex_lock(&pp->pending_lock);
-        ctx = pp->pending;
-        if (!ctx) {
-            pthread_mutex_unlock(&pp->pending_lock);
-            return;
-        }
-        pp_pending_unlink_locked(pp, ctx);
-        /* Ours, for the time of the close: the others may all go. */
-        pthread_mutex_lock(&ctx->lock);
-        ctx->refs++;
-        pthread_mutex_unlock(&ctx->lock);
-        pthread_mutex_unlock(&pp->pending_lock);
-        if (timer_cancel_wait(pp->timer, &ctx->timer))
-            pp_ctx_unref(ctx); /* The timer's. */
+    if (!pp->timer)
+        return;
+    e = timer_cancel_owner(pp->timer, pp);
+    while (e) {
+        pp_ctx *ctx = e->arg;
+
+        e = e->next; /* Read before the context may be freed. */
         pp_ctx_close(ctx, HERALD_ERR_CANCELLED);
-        pp_ctx_unref(ctx);
+        pp_ctx_unref(ctx); /* The timer's. */
     }
 }
 
@@ -619,8 +571,6 @@ parallel_publisher *parallel_new(const parallel_config *cfg, health *h,
                  "name registered with another type)");
         goto fail;
     }
-    pthread_mutex_init(&pp->pending_lock, NULL);
-    pp->pending_inited = true;
     tcfg = cfg->transport;
     if (tcfg.timer) {
         pp->timer = tcfg.timer;
@@ -665,8 +615,6 @@ void parallel_destroy(parallel_publisher *pp)
     transport_destroy(pp->tp);
     if (pp->timer_shared)
         timer_shared_release();
-    if (pp->pending_inited)
-        pthread_mutex_destroy(&pp->pending_lock);
     pp_breakers_free(pp->breakers);
     pp_breakers_free(pp->retired);
     if (pp->lock_inited)
@@ -1266,12 +1214,9 @@ static void pp_ctx_complete(pp_ctx *ctx)
     herald_err err;
     size_t i;
 
-    /* Off the pending list and the timer first. A timer callback that
-     * fired already sees ctx closed and releases its own reference; it
-     * never reads the cancel flag of a closed context. */
-    pthread_mutex_lock(&pp->pending_lock);
-    pp_pending_unlink_locked(pp, ctx);
-    pthread_mutex_unlock(&pp->pending_lock);
+    /* Off the timer first. A timer callback that fired already sees ctx
+     * closed and releases its own reference; it never reads the cancel
+     * flag of a closed context. */
     if (timer_cancel(pp->timer, &ctx->timer))
         pp_ctx_unref(ctx); /* The timer's; the completion's ref remains. */
 
@@ -1420,15 +1365,11 @@ herald_err publish_start(parallel_publisher *pp, publish_mode mode,
         /* Armed before the first leg starts, so the deadline holds while
          * the legs are being started. */
         ctx->refs++; /* The timer's (no other actor knows ctx yet). */
-        pp_pending_link(pp, ctx);
+        timer_entry_init(&ctx->timer, pp);
         err = timer_add(pp->timer, &ctx->timer,
                         pp_timer_due(ctx, herald_now_ms()), pp_ctx_timer, ctx);
-        if (err != HERALD_OK) {
-            pthread_mutex_lock(&pp->pending_lock);
-            pp_pending_unlink_locked(pp, ctx);
-            pthread_mutex_unlock(&pp->pending_lock);
+        if (err != HERALD_OK)
             goto nomem;
-        }
         pp_start_waiting(ctx);
     }
     /* Completes at once when nothing is pending (every target skipped,

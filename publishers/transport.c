@@ -5,10 +5,10 @@
  * Data flow: transport_submit() copies what it needs of the target into a
  * tp_req and appends it to the "incoming" list of the I/O thread chosen by
  * hashing the target name, then wakes that thread (curl_multi_wakeup). A
- * request with a later "not before" time goes to the thread's delayed list
- * instead, with a timer in the timer engine (core/timer.h); the timer's
- * callback (timer thread) moves it to the incoming list and wakes the I/O
- * thread the same way. The I/O thread moves incoming requests into the
+ * request with a later "not before" time is armed in the timer engine
+ * (core/timer.h) instead, with its I/O thread as owner; the timer's
+ * callback (timer thread) appends it to the incoming list and wakes the
+ * I/O thread the same way. The I/O thread moves incoming requests into the
  * queue of their target (tp_target, one per target name and thread). A target's
  * queue is drained while the target has a concurrency slot and a rate token;
  * each started request gets an easy handle (recycled through a small free list)
@@ -26,16 +26,16 @@
  * thousands of concurrent transfers, so this is not the bottleneck of a
  * notification worker.
  *
- * Stop: the I/O thread takes its incoming list and detaches its delayed
- * list in one critical section with seeing "stopping"; it then cancels
- * each delayed request's timer with timer_cancel_wait() without its lock
- * (a callback already firing takes the lock, sees the request detached and
- * leaves it alone) and fails them all on the I/O thread, as before.
+ * Stop: the I/O thread that sees "stopping" takes its delayed requests
+ * back with timer_cancel_owner() (without its lock, which the callback
+ * takes; submits fail from then on, so none is added), then its incoming
+ * list (with what callbacks appended meanwhile), and fails them all on the
+ * I/O thread, as before.
  *
  * Threads: the I/O threads own their multi handle, easy handles, tp_target
  * records and in-flight requests. The shared state is each thread's
- * incoming list, delayed list and stopping flag (guarded by the thread's
- * lock) and the pending counter (atomic). Callbacks run on I/O threads with
+ * incoming list and stopping flag (guarded by the thread's lock) and the
+ * pending counter (atomic). Callbacks run on I/O threads with
  * no lock held; the timer callback only moves a request and wakes.
  */
 #include "publishers/transport.h"
@@ -80,20 +80,11 @@ typedef struct tp_target {
     struct tp_req *wait_tail;
 } tp_target;
 
-/* Where a request with a "not before" time is; under its thread's lock. */
-typedef enum tp_req_state {
-    TP_REQ_ROUTED = 0, /* Not (or no longer) delayed. */
-    TP_REQ_DELAYED,    /* On the delayed list, its timer armed. */
-    TP_REQ_DETACHED,   /* Taken off the delayed list by the stopping thread. */
-} tp_req_state;
-
 /* One request through its whole life in the transport. */
 typedef struct tp_req {
     struct tp_req *next;
-    struct tp_req *prev; /* Delayed list only. */
     struct tp_thread *th;
-    tp_req_state state;
-    timer_entry timer; /* Armed while DELAYED. */
+    timer_entry timer; /* Armed until "not before"; owner th. */
     http_request req;
     char *name; /* Target name. */
     int timeout_ms;
@@ -125,7 +116,6 @@ typedef struct tp_thread {
     pthread_mutex_t lock;
     tp_req *in_head;
     tp_req *in_tail;
-    tp_req *delayed; /* Waiting for their timer, doubly linked. */
     bool stopping;
     /* Owned by the I/O thread. */
     tp_target *targets;
@@ -262,24 +252,10 @@ static void tp_incoming_append(tp_thread *th, tp_req *r)
     th->in_tail = r;
 }
 
-/* Unlinks r (DELAYED) from th's delayed list. Caller holds th->lock. */
-static void tp_delayed_unlink(tp_thread *th, tp_req *r)
-{
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        th->delayed = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    r->next = NULL;
-    r->prev = NULL;
-    r->state = TP_REQ_ROUTED;
-}
-
 /*
  * The timer callback of a delayed request (timer thread): its "not before"
  * time came, so it joins the incoming list of its I/O thread, which is
- * woken; unless the stopping I/O thread detached it (it owns it then).
+ * woken.
  */
 static void tp_req_due(void *arg)
 {
@@ -287,41 +263,36 @@ static void tp_req_due(void *arg)
     tp_thread *th = r->th;
 
     pthread_mutex_lock(&th->lock);
-    if (r->state == TP_REQ_DELAYED) {
-        tp_delayed_unlink(th, r);
-        tp_incoming_append(th, r);
-        /* Woken under the lock, as transport_submit_ex() does. */
-        curl_multi_wakeup(th->multi);
-    }
+    tp_incoming_append(th, r);
+    /* Woken under the lock, as transport_submit_ex() does. */
+    curl_multi_wakeup(th->multi);
     pthread_mutex_unlock(&th->lock);
 }
 
 /*
- * Cancels the timers of a delayed list detached under th->lock (its
- * requests marked DETACHED) and fails each request as cancelled. No lock
- * held: a callback already firing waits for th->lock, then leaves the
- * request alone.
+ * Takes th's delayed requests back from the timer engine (their callbacks
+ * will not run) and then its incoming list, which holds what callbacks
+ * appended until then. Once th->stopping is set, so that no submit arms a
+ * new one. No lock held.
  */
-static void tp_delayed_cancel(tp_thread *th, tp_req *delayed)
+static tp_req *tp_thread_take_all(tp_thread *th)
 {
-    for (tp_req *r = delayed; r; r = r->next)
-        (void)timer_cancel_wait(th->tp->timer, &r->timer);
-    while (delayed) {
-        tp_req *r = delayed;
+    tp_req *list = NULL;
+    tp_req **tail = &list;
+    timer_entry *e;
 
-        delayed = r->next;
-        tp_req_fail(th->tp, r, TRANSPORT_ERR_CANCELLED, "cancelled");
+    for (e = timer_cancel_owner(th->tp->timer, th); e; e = e->next) {
+        tp_req *r = e->arg;
+
+        r->next = NULL;
+        *tail = r;
+        tail = &r->next;
     }
-}
-
-/* Detaches th's delayed list. Caller holds th->lock. */
-static tp_req *tp_delayed_detach(tp_thread *th)
-{
-    tp_req *list = th->delayed;
-
-    th->delayed = NULL;
-    for (tp_req *r = list; r; r = r->next)
-        r->state = TP_REQ_DETACHED;
+    pthread_mutex_lock(&th->lock);
+    *tail = th->in_head;
+    th->in_head = NULL;
+    th->in_tail = NULL;
+    pthread_mutex_unlock(&th->lock);
     return list;
 }
 
@@ -608,9 +579,8 @@ static void tp_complete(tp_thread *th, CURL *easy, CURLcode result)
 }
 
 /* Fails every request the thread holds with "cancelled": running,
- * waiting, incoming and delayed (detached). I/O thread. */
-static void tp_thread_cancel_all(tp_thread *th, tp_req *incoming,
-                                 tp_req *delayed)
+ * waiting, and incoming or delayed (tp_thread_take_all()). I/O thread. */
+static void tp_thread_cancel_all(tp_thread *th, tp_req *incoming)
 {
     tp_target *tt;
 
@@ -634,7 +604,6 @@ static void tp_thread_cancel_all(tp_thread *th, tp_req *incoming,
         }
         tt->wait_tail = NULL;
     }
-    tp_delayed_cancel(th, delayed);
     while (incoming) {
         tp_req *r = incoming;
 
@@ -649,7 +618,6 @@ static void *tp_thread_main(void *arg)
 
     for (;;) {
         tp_req *incoming;
-        tp_req *delayed = NULL;
         bool stopping;
         long timeout_ms;
         long rate_wait;
@@ -663,12 +631,11 @@ static void *tp_thread_main(void *arg)
         th->in_head = NULL;
         th->in_tail = NULL;
         stopping = th->stopping;
-        if (stopping)
-            delayed = tp_delayed_detach(th);
         pthread_mutex_unlock(&th->lock);
 
         if (stopping) {
-            tp_thread_cancel_all(th, incoming, delayed);
+            tp_thread_cancel_all(th, incoming);
+            tp_thread_cancel_all(th, tp_thread_take_all(th));
             break;
         }
 
@@ -843,17 +810,10 @@ herald_err transport_submit_ex(transport *tp, const target *tgt,
     if (stopping) {
         err = HERALD_ERR_STATE;
     } else if (delayed) {
-        /* Armed under th->lock (th->lock, then the engine's): the
-         * stopping thread detaches the list under it, so it sees r. */
-        r->state = TP_REQ_DELAYED;
-        r->prev = NULL;
-        r->next = th->delayed;
-        if (th->delayed)
-            th->delayed->prev = r;
-        th->delayed = r;
+        /* Armed under th->lock (th->lock, then the engine's), before
+         * "stopping" can be set: the stopping thread takes it back. */
+        timer_entry_init(&r->timer, th);
         err = timer_add(tp->timer, &r->timer, not_before_ms, tp_req_due, r);
-        if (err != HERALD_OK)
-            tp_delayed_unlink(th, r);
     } else {
         tp_incoming_append(th, r);
         /* Woken under the lock: transport_destroy cleans the multi handle
@@ -917,7 +877,7 @@ void transport_destroy(transport *tp)
 
         /* A thread that never started leaves its requests here. */
         if (!th->started)
-            tp_thread_cancel_all(th, th->in_head, tp_delayed_detach(th));
+            tp_thread_cancel_all(th, th->in_head);
         while (th->n_pool > 0)
             curl_easy_cleanup(th->pool[--th->n_pool]);
         if (th->multi)

@@ -41,21 +41,19 @@
  * plus a signal, because no dispatcher is bound to look at the heap then.
  * In this mode a dispatcher never touches its key after run returns: the
  * key may already be finished and freed. Continuations (queue_resume())
- * are nodes (job, due time, sequence) that are either due, in a FIFO served
- * before the key heap, or delayed, in a list of the queue and armed in the
- * process timer engine (core/timer.h; queue_config.timer or the shared
- * one). The engine's callback (on the timer thread) moves its continuation
- * from the delayed list to the due FIFO under q->lock and signals one idle
- * dispatcher; dispatchers themselves never wait with a timeout. A
- * dispatcher that takes a continuation and leaves more due ones signals
+ * are nodes (job, due time) that are either due, in a FIFO served before
+ * the key heap, or delayed: armed in the process timer engine
+ * (core/timer.h; queue_config.timer or the shared one) with the queue as
+ * owner, and counted in delayed_len. The engine's callback (on the timer
+ * thread) moves its continuation to the due FIFO under q->lock and signals
+ * one idle dispatcher; dispatchers themselves never wait with a timeout.
+ * A dispatcher that takes a continuation and leaves more due ones signals
  * the next (a chain), so several timers falling due at once spread out.
- * queue_timers_expire() and queue_destroy() detach the delayed list
- * (marking its nodes detached, so a callback already firing leaves them
- * alone), cancel each timer with timer_cancel_wait() without holding
- * q->lock (the callback takes it), sort the nodes by (due time, sequence)
- * and append them to the due FIFO or hand them to drop. A detached node
- * still counts in delayed_len until then, so drain and the dispatchers'
- * exit rule never see it missing.
+ * queue_timers_expire() and queue_destroy() take every delayed one back
+ * with timer_cancel_owner() (without q->lock, which the callback takes),
+ * in due order, and append them to the due FIFO or hand them to drop;
+ * until then they still count in delayed_len, so drain and the
+ * dispatchers' exit rule never see them missing.
  *
  * Signals: dispatchers, queue_push() and queue_stop() signal after
  * unlocking, as above. queue_job_done(), queue_resume(),
@@ -101,23 +99,12 @@ typedef struct queue_node {
     int priority;            /* Smaller runs sooner. */
 } queue_node;
 
-/* Where a continuation is; guarded by q->lock. */
-typedef enum queue_cont_state {
-    QUEUE_CONT_DUE,      /* In the due FIFO, or taken from it. */
-    QUEUE_CONT_DELAYED,  /* In the delayed list, its timer armed. */
-    QUEUE_CONT_DETACHED, /* Taken off the delayed list by expire/destroy. */
-} queue_cont_state;
-
 /* One continuation of a started job (manual_done mode). */
 typedef struct queue_cont {
-    struct queue_cont *next; /* Next in its list (due FIFO, delayed). */
-    struct queue_cont *prev; /* Previous in the delayed list. */
+    struct queue_cont *next; /* Next due continuation, in FIFO order. */
     struct queue *q;         /* For the timer callback. */
     void *job;               /* Borrowed from the owner until run. */
-    int64_t when_ms;         /* Due time, monotonic ms. */
-    uint64_t seq;            /* Resume sequence: FIFO among equal times. */
-    queue_cont_state state;
-    timer_entry timer; /* Armed while DELAYED. */
+    timer_entry timer;       /* Armed while delayed; owner q. */
 } queue_cont;
 
 /* One key with at least one queued or running job. */
@@ -154,12 +141,10 @@ struct queue {
     queue_cont *due_head; /* Due continuations, FIFO, before new jobs. */
     queue_cont *due_tail;
     size_t due_len;
-    queue_cont *delayed;    /* Delayed continuations, doubly linked. */
-    size_t delayed_len;     /* Delayed ones, detached ones included. */
-    uint64_t next_cont_seq; /* Sequence of the next delayed resume. */
-    bool timers_closed;     /* destroy: resumes go to the due FIFO. */
-    herald_timer *timer;    /* Borrowed (cfg) or the shared engine. */
-    bool timer_shared;      /* timer is a timer_shared_acquire() ref. */
+    size_t delayed_len;  /* Continuations armed in the timer engine. */
+    bool timers_closed;  /* destroy: resumes go to the due FIFO. */
+    herald_timer *timer; /* Borrowed (cfg) or the shared engine. */
+    bool timer_shared;   /* timer is a timer_shared_acquire() ref. */
 
     queue_run_cb run;
     queue_drop_cb drop;
@@ -222,55 +207,6 @@ static bool queue_key_before(const void *pa, const void *pb)
     return a->head->seq < b->head->seq;
 }
 
-/* True when continuation a falls due before b: (due time, sequence). */
-static bool queue_cont_before(const queue_cont *a, const queue_cont *b)
-{
-    if (a->when_ms != b->when_ms)
-        return a->when_ms < b->when_ms;
-    return a->seq < b->seq;
-}
-
-/*
- * Sorts a NULL-terminated list of continuations by queue_cont_before()
- * (merge sort: O(n log n), stable, no allocation). Returns the new head.
- */
-static queue_cont *queue_cont_sort(queue_cont *list)
-{
-    queue_cont *a = NULL;
-    queue_cont *b = NULL;
-    queue_cont *head = NULL;
-    queue_cont **tail = &head;
-
-    if (!list || !list->next)
-        return list;
-    /* Split in two alternately, sort both, merge. */
-    while (list) {
-        queue_cont *c = list;
-
-        list = c->next;
-        c->next = a;
-        a = c;
-        if (list) {
-            c = list;
-            list = c->next;
-            c->next = b;
-            b = c;
-        }
-    }
-    a = queue_cont_sort(a);
-    b = queue_cont_sort(b);
-    while (a && b) {
-        queue_cont **from = queue_cont_before(b, a) ? &b : &a;
-        queue_cont *c = *from;
-
-        *from = c->next;
-        *tail = c;
-        tail = &c->next;
-    }
-    *tail = a ? a : b;
-    return head;
-}
-
 /*
  * Adds a runnable key to the heap. Caller holds q->lock. Never fails:
  * queue_new() reserved capacity slots and live keys <= size <= capacity.
@@ -283,7 +219,6 @@ static void queue_heap_push(queue *q, queue_key *qk)
 /* Appends c to the due FIFO. Caller holds q->lock. */
 static void queue_due_append(queue *q, queue_cont *c)
 {
-    c->state = QUEUE_CONT_DUE;
     c->next = NULL;
     if (q->due_tail)
         q->due_tail->next = c;
@@ -293,36 +228,10 @@ static void queue_due_append(queue *q, queue_cont *c)
     q->due_len++;
 }
 
-/* Links c at the head of the delayed list. Caller holds q->lock. */
-static void queue_delayed_link(queue *q, queue_cont *c)
-{
-    c->state = QUEUE_CONT_DELAYED;
-    c->prev = NULL;
-    c->next = q->delayed;
-    if (q->delayed)
-        q->delayed->prev = c;
-    q->delayed = c;
-    q->delayed_len++;
-}
-
-/* Unlinks c (DELAYED) from the delayed list. Caller holds q->lock. */
-static void queue_delayed_unlink(queue *q, queue_cont *c)
-{
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        q->delayed = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->next = NULL;
-    c->prev = NULL;
-    q->delayed_len--;
-}
-
 /*
  * The timer callback of a delayed continuation (timer thread): it fell
- * due, so it joins the due FIFO, unless expire or destroy detached it
- * (they own it then). Short: a lock, a few pointers and a signal.
+ * due, so it joins the due FIFO. Short: a lock, a few pointers and a
+ * signal.
  */
 static void queue_cont_fire(void *arg)
 {
@@ -330,40 +239,38 @@ static void queue_cont_fire(void *arg)
     queue *q = c->q;
 
     pthread_mutex_lock(&q->lock);
-    if (c->state == QUEUE_CONT_DELAYED) {
-        queue_delayed_unlink(q, c);
-        queue_due_append(q, c);
-        /* Signalled under the lock: see "Signals" at the top. */
-        if (q->idle_threads > 0)
-            pthread_cond_signal(&q->work_cond);
-    }
+    q->delayed_len--;
+    queue_due_append(q, c);
+    /* Signalled under the lock: see "Signals" at the top. */
+    if (q->idle_threads > 0)
+        pthread_cond_signal(&q->work_cond);
     pthread_mutex_unlock(&q->lock);
 }
 
 /*
- * Takes every delayed continuation off the timer engine, sorted by due
- * time: the delayed list is detached under q->lock (still counted in
- * delayed_len), each timer cancelled without the lock (a callback already
- * firing waits for q->lock, then sees the node detached). Returns the
- * sorted list, whose nodes the caller owns; the caller subtracts their
- * number from delayed_len under q->lock.
+ * Takes every delayed continuation back from the timer engine, in due
+ * order, linked through their next field; none of their callbacks runs
+ * after this. No lock held (the callback takes q->lock). They still count
+ * in delayed_len: the caller moves them under q->lock and subtracts *n.
  */
 static queue_cont *queue_delayed_take(queue *q, size_t *n)
 {
-    queue_cont *list;
+    queue_cont *list = NULL;
+    queue_cont **tail = &list;
+    timer_entry *e;
 
-    pthread_mutex_lock(&q->lock);
-    list = q->delayed;
-    q->delayed = NULL;
-    for (queue_cont *c = list; c; c = c->next)
-        c->state = QUEUE_CONT_DETACHED;
-    pthread_mutex_unlock(&q->lock);
     *n = 0;
-    for (queue_cont *c = list; c; c = c->next) {
-        (void)timer_cancel_wait(q->timer, &c->timer);
+    if (!q->timer)
+        return NULL;
+    for (e = timer_cancel_owner(q->timer, q); e; e = e->next) {
+        queue_cont *c = e->arg;
+
+        c->next = NULL;
+        *tail = c;
+        tail = &c->next;
         (*n)++;
     }
-    return queue_cont_sort(list);
+    return list;
 }
 
 /*
@@ -900,7 +807,7 @@ herald_err queue_resume(queue *q, void *job, int64_t when_ms)
         return HERALD_ERR_NOMEM;
     c->q = q;
     c->job = job;
-    c->when_ms = when_ms;
+    timer_entry_init(&c->timer, q);
     if (when_ms > 0)
         now = herald_now_ms();
 
@@ -914,15 +821,12 @@ herald_err queue_resume(queue *q, void *job, int64_t when_ms)
          * one queue are added to the engine in call order: equal due
          * times fire in that order.
          */
-        c->seq = q->next_cont_seq;
-        queue_delayed_link(q, c);
         if (timer_add(q->timer, &c->timer, when_ms, queue_cont_fire, c) !=
             HERALD_OK) {
-            queue_delayed_unlink(q, c);
             err = HERALD_ERR_NOMEM;
             goto unlock;
         }
-        q->next_cont_seq++;
+        q->delayed_len++;
     }
     c = NULL; /* Owned by the queue now. */
     /* Signalled under the lock: see "Signals" at the top. */
@@ -942,7 +846,7 @@ void queue_timers_expire(queue *q)
 
     if (!q->manual)
         return;
-    /* Sorted by due time: they run in due order, before new jobs. */
+    /* In due order: they run in that order, before new jobs. */
     delayed = queue_delayed_take(q, &ndelayed);
     pthread_mutex_lock(&q->lock);
     while (delayed) {

@@ -4,10 +4,11 @@
  * never fires; cancel racing with firing keeps its contract (true: the
  * callback never runs; false: it ran or runs, and after
  * timer_cancel_wait() it has returned, so the owner may free, which ASan
- * and TSan check); callbacks re-arm themselves and add other timers;
- * destroy with pending timers runs none of them and leaks nothing, and
- * waits for a running callback; many timers from several threads; the
- * shared engine is reference counted; the thread is named and has the
+ * and TSan check); timer_cancel_owner() takes back one owner's timers in
+ * due order and waits for its running callback; callbacks re-arm themselves and
+ * add other timers; destroy with pending timers runs none of them and leaks
+ * nothing, and waits for a running callback; many timers from several threads;
+ * the shared engine is reference counted; the thread is named and has the
  * process signals blocked (core/thread.h).
  *
  * Callbacks never call ck_assert (they run on the timer thread): they
@@ -190,7 +191,7 @@ START_TEST(test_cancel_before_due)
     ck_assert(!timer_cancel(t, &far.e));
     ck_assert(!timer_cancel_wait(t, &far.e));
     ck_assert(!timer_cancel(t, &never.e));
-    timer_entry_init(&never.e);
+    timer_entry_init(&never.e, NULL);
     ck_assert(!timer_cancel_wait(t, &never.e));
     flush();
     /* Only the sentinel fired. */
@@ -382,6 +383,87 @@ START_TEST(test_cancel_wait_running_rearmed)
     ck_assert(c.removed);
     ck_assert_uint_eq(timer_len(t), 0);
     gated_free(&g);
+}
+END_TEST
+
+typedef struct owner_taker {
+    herald_timer *tm;
+    const void *owner;
+    timer_entry *taken;
+    gated *g;
+    bool saw_finished;
+} owner_taker;
+
+static void *cancel_owner_main(void *arg)
+{
+    owner_taker *o = arg;
+
+    o->taken = timer_cancel_owner(o->tm, o->owner);
+    o->saw_finished = atomic_load(&o->g->finished);
+    return NULL;
+}
+
+START_TEST(test_cancel_owner)
+{
+    static item mine[50];
+    static item theirs[50];
+    static int me, them;
+    int64_t base = herald_now_ms() + 60000;
+    timer_entry *e;
+    int n = 0;
+    int64_t prev = 0;
+    gated g;
+    owner_taker o = {0};
+    pthread_t th;
+
+    for (int i = 0; i < 50; i++) {
+        /* Due times out of order, some equal: taken back in due order. */
+        timer_entry_init(&mine[i].e, &me);
+        add(&mine[i], i, base + (i * 7) % 10);
+        timer_entry_init(&theirs[i].e, &them);
+        add(&theirs[i], 100 + i, base + i);
+    }
+    ck_assert_uint_eq(timer_len(t), 100);
+    for (e = timer_cancel_owner(t, &me); e; e = e->next) {
+        item *it = e->arg;
+
+        ck_assert_ptr_eq(&it->e, e);
+        ck_assert_int_lt(it->id, 50);
+        ck_assert_int_ge(it->due, prev);
+        prev = it->due;
+        n++;
+    }
+    ck_assert_int_eq(n, 50);
+    /* The other owner's timers are untouched and still cancellable. */
+    ck_assert_uint_eq(timer_len(t), 50);
+    ck_assert_ptr_null(timer_cancel_owner(t, &me));
+    ck_assert(timer_cancel(t, &theirs[10].e));
+    ck_assert_uint_eq(timer_len(t), 49);
+    n = 0;
+    for (e = timer_cancel_owner(t, &them); e; e = e->next)
+        n++;
+    ck_assert_int_eq(n, 49);
+    ck_assert_uint_eq(timer_len(t), 0);
+
+    /* A running callback of the owner is waited for; its re-arm taken. */
+    gated_init(&g, t);
+    timer_entry_init(&g.e, &me);
+    g.rearms = 1;
+    ck_assert_int_eq(timer_add(t, &g.e, 0, gated_cb, &g), HERALD_OK);
+    gated_wait_running(&g);
+    o.tm = t;
+    o.owner = &me;
+    o.g = &g;
+    ck_assert_int_eq(pthread_create(&th, NULL, cancel_owner_main, &o), 0);
+    gated_open(&g);
+    pthread_join(th, NULL);
+    ck_assert(o.saw_finished);
+    ck_assert_ptr_eq(o.taken, &g.e);
+    ck_assert_ptr_null(o.taken->next);
+    ck_assert_uint_eq(timer_len(t), 0);
+    gated_free(&g);
+    flush();
+    ck_assert_int_eq(r->n, 1); /* Only the sentinel fired. */
 }
 END_TEST
 
@@ -623,6 +705,7 @@ int main(void)
         {"cancel_wait_races_firing", test_cancel_wait_races_firing},
         {"cancel_races_firing", test_cancel_races_firing},
         {"cancel_wait_running_rearmed", test_cancel_wait_running_rearmed},
+        {"cancel_owner", test_cancel_owner},
         {"add_from_callback", test_add_from_callback},
         {"destroy_with_pending", test_destroy_with_pending},
         {"many_timers", test_many_timers},
