@@ -302,6 +302,15 @@ static bool timer_remove(herald_timer *t, timer_entry *e)
     return true;
 }
 
+/* Waits until the running callback returned. Caller holds t->lock and is
+ * not on t's thread. */
+static void timer_wait_callback(herald_timer *t)
+{
+    t->waiters++;
+    pthread_cond_wait(&t->done_cond, &t->lock);
+    t->waiters--;
+}
+
 bool timer_cancel(herald_timer *t, timer_entry *e)
 {
     bool removed;
@@ -327,9 +336,7 @@ bool timer_cancel_wait(herald_timer *t, timer_entry *e)
         if (t->running != e || timer_on_thread(t))
             break;
         /* The callback may re-arm e: look again once it returned. */
-        t->waiters++;
-        pthread_cond_wait(&t->done_cond, &t->lock);
-        t->waiters--;
+        timer_wait_callback(t);
     }
     pthread_mutex_unlock(&t->lock);
     return removed;
@@ -380,9 +387,7 @@ timer_entry *timer_cancel_owner(herald_timer *t, const void *owner)
         if (!t->running || t->running_owner != owner || timer_on_thread(t))
             break;
         /* Its callback may re-arm: take again once it returned. */
-        t->waiters++;
-        pthread_cond_wait(&t->done_cond, &t->lock);
-        t->waiters--;
+        timer_wait_callback(t);
     }
     pthread_mutex_unlock(&t->lock);
     /* The earliest may be gone: the thread wakes for it and sleeps on. */

@@ -230,26 +230,27 @@ static tp_target *tp_target_get(tp_thread *th, const tp_req *r)
     return tt;
 }
 
-static void tp_target_enqueue(tp_target *tt, tp_req *r)
+/* Appends r to the FIFO list (*head, *tail). */
+static void tp_fifo_append(tp_req **head, tp_req **tail, tp_req *r)
 {
     r->next = NULL;
-    r->tt = tt;
-    if (tt->wait_tail)
-        tt->wait_tail->next = r;
+    if (*tail)
+        (*tail)->next = r;
     else
-        tt->wait_head = r;
-    tt->wait_tail = r;
+        *head = r;
+    *tail = r;
+}
+
+static void tp_target_enqueue(tp_target *tt, tp_req *r)
+{
+    r->tt = tt;
+    tp_fifo_append(&tt->wait_head, &tt->wait_tail, r);
 }
 
 /* Appends r to th's incoming list. Caller holds th->lock. */
 static void tp_incoming_append(tp_thread *th, tp_req *r)
 {
-    r->next = NULL;
-    if (th->in_tail)
-        th->in_tail->next = r;
-    else
-        th->in_head = r;
-    th->in_tail = r;
+    tp_fifo_append(&th->in_head, &th->in_tail, r);
 }
 
 /*
