@@ -11,11 +11,12 @@
  * (on a transport I/O thread) records the breaker, passive health and metrics,
  * classifies the response and either finishes the leg, or submits the
  * next attempt with a "not before" time (the backoff: no thread sleeps),
- * or starts the next waiting leg. The context's timer fires at its
- * deadline, or every PP_CANCEL_POLL_MS while it has a cancel flag (an
- * atomic_bool gives no wake-up); its callback, on the timer thread, closes
- * the context whose deadline passed or whose cancel flag is set, or re-arms
- * the timer. A context closes once
+ * or starts the next waiting leg. The context's timer (core/timer.h)
+ * fires at its deadline and closes it. Contexts with a cancel flag (an
+ * atomic_bool gives no wake-up) are also on pp->polled; one poll timer
+ * per publisher looks at their flags every PP_CANCEL_POLL_MS while the
+ * list is not empty and closes the cancelled ones (one callback per
+ * 10 ms, whatever the number of fan-outs). A context closes once
  * (the last leg, the deadline or the cancel flag, whichever is first);
  * the last actor using borrowed data (the alert, the targets) to leave
  * completes it: legs not final fail, the legs are copied into the
@@ -29,23 +30,26 @@
  * closed with busy == 0 under the lock: the closer, or the last actor
  * leaving afterwards. Nobody can enter after that, so it runs once.
  *
- * Lifetime: the completion holds one reference to the context, its timer
- * one while armed or firing (a re-arm keeps it; timer_cancel() returning
- * true, or the callback finding the context closed, releases it), each
- * submitted attempt one more; the last release frees it. A callback that
- * finds the context closed touches only the context, the breaker and
- * metrics, never the caller's alert, targets or result; the timer
- * callback reads the cancel flag only under ctx->lock while the context
- * is open, i.e. before the caller's callback, which ends that borrow.
- * The timers name pp as their owner: parallel_destroy() takes the pending
- * ones back with timer_cancel_owner() and closes their contexts.
+ * Lifetime: the completion holds one reference to the context, its
+ * deadline timer one while armed or firing (timer_cancel() returning true,
+ * or the callback, releases it), each submitted attempt one more; the
+ * last release frees it. A callback that finds the context closed touches
+ * only the context, the breaker and metrics, never the caller's alert,
+ * targets or result. The cancel flag is borrowed until the caller's
+ * callback: the poll reads it under pp->poll_lock while the context is on
+ * pp->polled, and the completion unlinks it first (the list holds no
+ * reference). The deadline timers name pp as their owner:
+ * parallel_destroy() takes the pending ones back with timer_cancel_owner()
+ * and closes their contexts.
  *
  * Threads: publish_start runs on any caller thread; callbacks on
  * transport I/O threads; deadlines and cancel flags on the timer thread.
- * pp->lock guards the breaker map; ctx->lock guards the context's counters and
- * flags (leg fields are written by the one actor owning the leg at a time: the
- * starter before submit, then the callback, then the completion). Lock order:
- * ctx->lock before the engine's lock; the completion runs with no lock held.
+ * pp->lock guards the breaker map; pp->poll_lock the polled list and the
+ * poll timer's state; ctx->lock guards the context's counters and flags
+ * (leg fields are written by the one actor owning the leg at a time: the
+ * starter before submit, then the callback, then the completion). Lock
+ * order: pp->poll_lock before ctx->lock; either before the engine's lock;
+ * the completion runs with no lock held.
  */
 #include "publishers/parallel.h"
 
@@ -68,8 +72,8 @@
 /* Largest request body a plugin may build, bytes. Alert payloads are a
  * few KiB; 1 MiB matches the largest accepted job message. */
 #define PP_MAX_REQUEST_BODY (1024 * 1024)
-/* How often a pending fan-out's timer looks at its cancel flag, ms: the
- * "within ~10 ms" of publish_opts.cancel. */
+/* How often the poll timer looks at cancel flags while a pending fan-out
+ * has one, ms: the "within ~10 ms" of publish_opts.cancel. */
 #define PP_CANCEL_POLL_MS 10
 /* An attempt may run this long past the deadline (ms), so that a response
  * just after the deadline still reaches the breaker and the health monitor
@@ -104,8 +108,13 @@ struct parallel_publisher {
     metric *m_retries;
     metric *m_fanout_active;
     /* Deadlines and cancel polls of pending fan-outs. */
-    herald_timer *timer; /* Borrowed (cfg) or the shared engine. */
-    bool timer_shared;   /* timer is a timer_shared_acquire() ref. */
+    herald_timer *timer;       /* Borrowed (cfg) or the shared engine. */
+    bool timer_shared;         /* timer is a timer_shared_acquire() ref. */
+    pthread_mutex_t poll_lock; /* Guards polled, poll_armed. */
+    bool poll_inited;
+    struct pp_ctx *polled;  /* Open-or-closing contexts with a cancel flag. */
+    timer_entry poll_timer; /* Armed while polled is not empty. */
+    bool poll_armed;
 };
 
 struct pp_ctx;
@@ -149,10 +158,13 @@ typedef struct pp_ctx {
     parallel_publisher *pp;
     pp_leg *legs;
     size_t n_legs;
-    const atomic_bool *cancel; /* Borrowed; read by the timer callback. */
-    timer_entry timer;         /* Deadline and cancel poll; owner pp. */
-    double t0_ms;              /* Monotonic start, for duration_ms. */
-    publish_result *res;       /* Caller's, written by the completion. */
+    const atomic_bool *cancel; /* Borrowed; read by the poll timer. */
+    timer_entry timer;         /* Deadline; owner pp. */
+    struct pp_ctx *pnext;      /* pp->polled, under pp->poll_lock. */
+    struct pp_ctx *pprev;
+    bool polled;         /* On pp->polled; under pp->poll_lock. */
+    double t0_ms;        /* Monotonic start, for duration_ms. */
+    publish_result *res; /* Caller's, written by the completion. */
     publish_done_cb cb;
     void *opaque;
 } pp_ctx;
@@ -433,71 +445,141 @@ static void pp_ctx_leave(pp_ctx *ctx);
 /* Deadline and cancel timer                                            */
 /* ------------------------------------------------------------------ */
 
-/* When the timer of ctx must fire next, from now (monotonic ms): its
- * deadline, or sooner to poll its cancel flag. */
-static int64_t pp_timer_due(const pp_ctx *ctx, int64_t now)
-{
-    if (ctx->cancel && now + PP_CANCEL_POLL_MS < ctx->deadline_ms)
-        return now + PP_CANCEL_POLL_MS;
-    return ctx->deadline_ms;
-}
-
 /*
- * The timer callback of a fan-out (timer thread; it holds the timer's
- * reference): closes a context whose cancel flag is set (first, as a
- * waiting caller did) or whose deadline passed, or re-arms the timer,
- * handing it the reference. Short: closing completes the fan-out here
- * only when no leg callback is busy, and the completion is bounded work
- * (fill the result, a metric, a log line, the caller's non-blocking
- * publish_done_cb).
+ * The deadline timer of a fan-out (timer thread; it holds the timer's
+ * reference): closes the context for its deadline unless it closed
+ * already. Short: closing completes the fan-out here only when no leg
+ * callback is busy, and the completion is bounded work (fill the result,
+ * a metric, a log line, the caller's non-blocking publish_done_cb).
  */
-static void pp_ctx_timer(void *arg)
+static void pp_ctx_deadline(void *arg)
 {
     pp_ctx *ctx = arg;
-    int64_t now = herald_now_ms();
-    herald_err why;
 
-    pthread_mutex_lock(&ctx->lock);
-    if (ctx->closed) {
-        /* Closed meanwhile: the flag may be gone, do not read it. */
-        pthread_mutex_unlock(&ctx->lock);
-        pp_ctx_unref(ctx);
-        return;
-    }
-    if (ctx->cancel && atomic_load(ctx->cancel)) {
-        why = HERALD_ERR_CANCELLED;
-    } else if (ctx->deadline_ms <= now) {
-        why = HERALD_ERR_DEADLINE;
-    } else if (timer_add(ctx->pp->timer, &ctx->timer, pp_timer_due(ctx, now),
-                         pp_ctx_timer, ctx) == HERALD_OK) {
-        /* Re-armed under ctx->lock: a completion cannot miss it. */
-        pthread_mutex_unlock(&ctx->lock);
-        return;
-    } else {
-        /* Only when the engine is being destroyed (its slot is free). */
-        why = HERALD_ERR_CANCELLED;
-    }
-    pthread_mutex_unlock(&ctx->lock);
-    pp_ctx_close(ctx, why);
+    pp_ctx_close(ctx, HERALD_ERR_DEADLINE);
     pp_ctx_unref(ctx);
 }
 
-/* Closes every fan-out whose timer is pending as cancelled
+/* Unlinks ctx from pp->polled if it is there. Holds pp->poll_lock. */
+static void pp_polled_unlink(parallel_publisher *pp, pp_ctx *ctx)
+{
+    if (!ctx->polled)
+        return;
+    if (ctx->pprev)
+        ctx->pprev->pnext = ctx->pnext;
+    else
+        pp->polled = ctx->pnext;
+    if (ctx->pnext)
+        ctx->pnext->pprev = ctx->pprev;
+    ctx->pnext = NULL;
+    ctx->pprev = NULL;
+    ctx->polled = false;
+}
+
+static void pp_poll(void *arg);
+
+/* Arms the poll timer unless it is armed. Holds pp->poll_lock. */
+static herald_err pp_poll_arm(parallel_publisher *pp)
+{
+    herald_err err;
+
+    if (pp->poll_armed)
+        return HERALD_OK;
+    err = timer_add(pp->timer, &pp->poll_timer,
+                    herald_now_ms() + PP_CANCEL_POLL_MS, pp_poll, pp);
+    pp->poll_armed = err == HERALD_OK;
+    return err;
+}
+
+/*
+ * The poll timer (timer thread): takes the contexts whose cancel flag is
+ * set off pp->polled (with a reference each), re-arms while the list is
+ * not empty, then closes them without the lock.
+ */
+static void pp_poll(void *arg)
+{
+    parallel_publisher *pp = arg;
+    pp_ctx *cancelled = NULL;
+    pp_ctx *ctx;
+    pp_ctx *next;
+
+    pthread_mutex_lock(&pp->poll_lock);
+    pp->poll_armed = false;
+    for (ctx = pp->polled; ctx; ctx = next) {
+        next = ctx->pnext;
+        if (!atomic_load(ctx->cancel))
+            continue;
+        pp_polled_unlink(pp, ctx);
+        pthread_mutex_lock(&ctx->lock);
+        ctx->refs++;
+        pthread_mutex_unlock(&ctx->lock);
+        ctx->pnext = cancelled;
+        cancelled = ctx;
+    }
+    /* Cannot fail: the poll timer's heap slot was just given back. */
+    if (pp->polled)
+        (void)pp_poll_arm(pp);
+    pthread_mutex_unlock(&pp->poll_lock);
+    while (cancelled) {
+        ctx = cancelled;
+        cancelled = ctx->pnext;
+        ctx->pnext = NULL;
+        pp_ctx_close(ctx, HERALD_ERR_CANCELLED);
+        pp_ctx_unref(ctx);
+    }
+}
+
+/* Puts ctx on pp->polled and makes sure the poll timer runs. */
+static herald_err pp_poll_start(parallel_publisher *pp, pp_ctx *ctx)
+{
+    herald_err err;
+
+    pthread_mutex_lock(&pp->poll_lock);
+    err = pp_poll_arm(pp);
+    if (err == HERALD_OK) {
+        ctx->pprev = NULL;
+        ctx->pnext = pp->polled;
+        if (pp->polled)
+            pp->polled->pprev = ctx;
+        pp->polled = ctx;
+        ctx->polled = true;
+    }
+    pthread_mutex_unlock(&pp->poll_lock);
+    return err;
+}
+
+/* Takes ctx off pp->polled; true when it was there (the poll had not
+ * taken it). */
+static bool pp_poll_stop(parallel_publisher *pp, pp_ctx *ctx)
+{
+    bool was;
+
+    pthread_mutex_lock(&pp->poll_lock);
+    was = ctx->polled;
+    pp_polled_unlink(pp, ctx);
+    pthread_mutex_unlock(&pp->poll_lock);
+    return was;
+}
+
+/* Closes every fan-out whose deadline timer is pending as cancelled
  * (parallel_destroy): the timers are taken back (a callback firing is
- * waited for), and each one's reference closes its context. */
+ * waited for), and each one's reference closes its context; again while
+ * a completion started another fan-out meanwhile. */
 static void pp_pending_cancel(parallel_publisher *pp)
 {
     timer_entry *e;
 
     if (!pp->timer)
         return;
-    e = timer_cancel_owner(pp->timer, pp);
-    while (e) {
-        pp_ctx *ctx = e->arg;
+    for (e = timer_cancel_owner(pp->timer, pp); e;
+         e = timer_cancel_owner(pp->timer, pp)) {
+        while (e) {
+            pp_ctx *ctx = e->arg;
 
-        e = e->next; /* Read before the context may be freed. */
-        pp_ctx_close(ctx, HERALD_ERR_CANCELLED);
-        pp_ctx_unref(ctx); /* The timer's. */
+            e = e->next; /* Read before the context may be freed. */
+            pp_ctx_close(ctx, HERALD_ERR_CANCELLED);
+            pp_ctx_unref(ctx); /* The timer's. */
+        }
     }
 }
 
@@ -571,6 +653,8 @@ parallel_publisher *parallel_new(const parallel_config *cfg, health *h,
                  "name registered with another type)");
         goto fail;
     }
+    pthread_mutex_init(&pp->poll_lock, NULL);
+    pp->poll_inited = true;
     tcfg = cfg->transport;
     if (tcfg.timer) {
         pp->timer = tcfg.timer;
@@ -613,6 +697,11 @@ void parallel_destroy(parallel_publisher *pp)
     pp_pending_cancel(pp);
     /* Then the transport: its threads run callbacks that use breakers. */
     transport_destroy(pp->tp);
+    /* Every fan-out completed: the poll timer stops re-arming. */
+    if (pp->timer)
+        (void)timer_cancel_wait(pp->timer, &pp->poll_timer);
+    if (pp->poll_inited)
+        pthread_mutex_destroy(&pp->poll_lock);
     if (pp->timer_shared)
         timer_shared_release();
     pp_breakers_free(pp->breakers);
@@ -1214,9 +1303,11 @@ static void pp_ctx_complete(pp_ctx *ctx)
     herald_err err;
     size_t i;
 
-    /* Off the timer first. A timer callback that fired already sees ctx
-     * closed and releases its own reference; it never reads the cancel
-     * flag of a closed context. */
+    /* Off the poll list first: after this, nobody reads the cancel flag,
+     * which is borrowed only until the callback. Then off the timer: a
+     * deadline callback that fired already finds ctx closed and releases
+     * its own reference. */
+    (void)pp_poll_stop(pp, ctx);
     if (timer_cancel(pp->timer, &ctx->timer))
         pp_ctx_unref(ctx); /* The timer's; the completion's ref remains. */
 
@@ -1364,13 +1455,25 @@ herald_err publish_start(parallel_publisher *pp, publish_mode mode,
     } else if (ctx->n_order > 0) {
         /* Armed before the first leg starts, so the deadline holds while
          * the legs are being started. */
-        ctx->refs++; /* The timer's (no other actor knows ctx yet). */
+        /* On the poll list and armed before the first leg starts, so the
+         * cancel flag and the deadline hold while the legs are started. */
+        if (ctx->cancel && pp_poll_start(pp, ctx) != HERALD_OK)
+            goto nomem; /* Nothing knows ctx yet. */
+        ctx->refs++;    /* The deadline timer's. */
         timer_entry_init(&ctx->timer, pp);
-        err = timer_add(pp->timer, &ctx->timer,
-                        pp_timer_due(ctx, herald_now_ms()), pp_ctx_timer, ctx);
-        if (err != HERALD_OK)
-            goto nomem;
-        pp_start_waiting(ctx);
+        err = timer_add(pp->timer, &ctx->timer, ctx->deadline_ms,
+                        pp_ctx_deadline, ctx);
+        if (err != HERALD_OK) {
+            pthread_mutex_lock(&ctx->lock);
+            ctx->refs--;
+            pthread_mutex_unlock(&ctx->lock);
+            /* Off the poll list: nothing knows ctx. Already taken by the
+             * poll: it closes ctx as cancelled; this starter leaves. */
+            if (!ctx->cancel || pp_poll_stop(pp, ctx))
+                goto nomem;
+        } else {
+            pp_start_waiting(ctx);
+        }
     }
     /* Completes at once when nothing is pending (every target skipped,
      * cancelled, or every leg already ended). */

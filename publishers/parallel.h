@@ -61,12 +61,14 @@
  *                 on_done, job);
  *
  * Deadline and cancellation. Every pending fan-out has a timer in the
- * timer engine (core/timer.h) that fires at its deadline, and every
- * PP_CANCEL_POLL_MS (10 ms) while it has a cancel flag. When the deadline
- * passes or *opts->cancel becomes true, every leg that is not final is reported
- * failed ("deadline exceeded", error_type "deadline"; or "cancelled",
- * error_type "cancelled") and the fan-out completes. A fan-out completes once,
- * whichever comes first: its last leg, its deadline, its cancel flag.
+ * timer engine (core/timer.h) that fires at its deadline, and one poll
+ * timer of the publisher looks at the cancel flags of the pending
+ * fan-outs every PP_CANCEL_POLL_MS (10 ms) while one has a flag. When the
+ * deadline passes or *opts->cancel becomes true, every leg that is not
+ * final is reported failed ("deadline exceeded", error_type "deadline";
+ * or "cancelled", error_type "cancelled") and the fan-out completes. A
+ * fan-out completes once, whichever comes first: its last leg, its
+ * deadline, its cancel flag.
  * Responses that arrive later are not lost: they are counted in metrics,
  * breakers and health, but never touch the caller's memory (the fan-out
  * context is reference counted and freed by the last user).
