@@ -31,15 +31,25 @@
  * entry included) and timer_cancel()/timer_cancel_wait() (which then never
  * waits), but never timer_destroy() or timer_shared_release().
  *
- * Ownership of the engine: a process runs one engine, the shared one
+ * Ownership of the engine: libuv, Redis ae and librdkafka all hang their
+ * timers off an explicit object (a uv_loop_t, an aeEventLoop, an
+ * rd_kafka_t), never off a hidden global, and libuv adds one lazily made
+ * default loop for programs that want just one. herald does the same: an
+ * engine is an explicit handle (timer_new()/timer_destroy()), and a
+ * module takes one, borrowed, in its configuration (queue_config.timer;
+ * transport_config.timer, which the publisher shares with its transport).
+ * When none is given it takes a reference to the process-wide engine
  * (timer_shared_acquire()), started by its first user and joined when its
- * last user releases it, as libuv's uv_default_loop() sits next to
- * explicit loops. A module takes an optional engine in its configuration
- * (queue_config.timer, transport_config.timer, which the publisher shares
- * with its transport) and
- * acquires the shared one when none is given, so `herald run` runs one
- * timer thread whatever the order its parts are built in, and tests can
- * give a module an engine of their own (timer_new()).
+ * last user releases it. So `herald run` runs exactly one timer thread
+ * without threading a handle through every constructor (and without
+ * touching the worker's wiring), nothing is left running after the last
+ * module is destroyed (no leak, no atexit), and a test can give a module
+ * an engine of its own.
+ *
+ * Cancel contract, in short: timer_cancel() never waits and says whether
+ * the callback is now sure not to run (true) or has run / is running /
+ * is about to run (false); timer_cancel_wait() and timer_cancel_owner()
+ * also wait for a running callback, so after them the owner may free.
  *
  * Threads: every function may be called from any thread, concurrently, on
  * the same engine, unless said otherwise.

@@ -2,27 +2,26 @@
  * parallel.c: the ParallelPublisher (see parallel.h): fan one alert out to
  * many targets through the transport and aggregate what happened.
  *
- * Data flow: publish_start() validates, selects targets (enabled,
- * matchers, health strategy) and creates a reference-counted fan-out
- * context (pp_ctx) with one leg (pp_leg) per target, arms its timer in
- * the timer engine (core/timer.h) and returns. Legs are started up to
- * max_concurrent_targets at once: the plugin builds the request, the breaker is
- * asked, the request goes to transport_submit_ex(). Each completion callback
- * (on a transport I/O thread) records the breaker, passive health and metrics,
- * classifies the response and either finishes the leg, or submits the
- * next attempt with a "not before" time (the backoff: no thread sleeps),
- * or starts the next waiting leg. The context's timer (core/timer.h)
- * fires at its deadline and closes it. Contexts with a cancel flag (an
- * atomic_bool gives no wake-up) are also on pp->polled; one poll timer
- * per publisher looks at their flags every PP_CANCEL_POLL_MS while the
- * list is not empty and closes the cancelled ones (one callback per
- * 10 ms, whatever the number of fan-outs). A context closes once
- * (the last leg, the deadline or the cancel flag, whichever is first);
- * the last actor using borrowed data (the alert, the targets) to leave
- * completes it: legs not final fail, the legs are copied into the
- * caller's result and the caller's publish_done_cb is called. The
- * synchronous publish_to_* wrap publish_start() and wait for that
- * callback on a condition variable.
+ * Data flow: publish_start() validates, selects targets (enabled, matchers,
+ * health strategy) and creates a reference-counted fan-out context (pp_ctx)
+ * with one leg (pp_leg) per target, arms its timer in the timer engine
+ * (core/timer.h) and returns. Legs are started up to max_concurrent_targets
+ * at once: the plugin builds the request, the breaker is asked, the request
+ * goes to transport_submit_ex(). Each completion callback (on a transport
+ * I/O thread) records the breaker, passive health and metrics, classifies
+ * the response and either finishes the leg, or submits the next attempt with
+ * a "not before" time (the backoff: no thread sleeps), or starts the next
+ * waiting leg. The context's timer (core/timer.h) fires at its deadline and
+ * closes it. Contexts with a cancel flag (an atomic_bool gives no wake-up)
+ * are also on pp->polled; one poll timer per publisher looks at their flags
+ * every PP_CANCEL_POLL_MS while the list is not empty and closes the
+ * cancelled ones (one callback per 10 ms, whatever the number of fan-outs).
+ * A context closes once (the last leg, the deadline or the cancel flag,
+ * whichever is first); the last actor using borrowed data (the alert, the
+ * targets) to leave completes it: legs not final fail, the legs are copied
+ * into the caller's result and the caller's publish_done_cb is called. The
+ * synchronous publish_to_* wrap publish_start() and wait for that callback
+ * on a condition variable.
  *
  * Exactly once: ctx->busy counts actors using borrowed data (the starter,
  * callbacks); it only rises while the context is open. Closing sets

@@ -6,12 +6,12 @@
  * tp_req and appends it to the "incoming" list of the I/O thread chosen by
  * hashing the target name, then wakes that thread (curl_multi_wakeup). A
  * request with a later "not before" time is armed in the timer engine
- * (core/timer.h) instead, with its I/O thread as owner; the timer's
- * callback (timer thread) appends it to the incoming list and wakes the
- * I/O thread the same way. The I/O thread moves incoming requests into the
- * queue of their target (tp_target, one per target name and thread). A target's
- * queue is drained while the target has a concurrency slot and a rate token;
- * each started request gets an easy handle (recycled through a small free list)
+ * (core/timer.h) instead, with its I/O thread as owner; the timer's callback
+ * (timer thread) appends it to the incoming list and wakes the I/O thread the
+ * same way. The I/O thread moves incoming requests into the queue of their
+ * target (tp_target, one per target name and thread). A target's queue is
+ * drained while the target has a concurrency slot and a rate token; each
+ * started request gets an easy handle (recycled through a small free list)
  * added to the multi handle. curl_multi_perform() moves transfers,
  * curl_multi_info_read() reports the finished ones, whose callback is called
  * and whose slot is given back. The thread then sleeps in curl_multi_poll()
