@@ -24,7 +24,7 @@ static atomic_bool signals_quit;
 static pthread_t signals_thread;
 static bool signals_running;
 
-static void signals_set(sigset_t *set)
+void signals_set(sigset_t *set)
 {
     sigemptyset(set);
     sigaddset(set, SIGINT);

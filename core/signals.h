@@ -21,9 +21,17 @@
 #ifndef HERALD_SIGNALS_H
 #define HERALD_SIGNALS_H
 
+#include <signal.h>
 #include <stdatomic.h>
 
 #include "core/err.h"
+
+/*
+ * Fills set (caller-allocated) with the signals herald takes on its signal
+ * thread: SIGINT, SIGTERM, SIGHUP. Every other thread blocks them
+ * (core/thread.h). Pure; any thread.
+ */
+void signals_set(sigset_t *set);
 
 /*
  * Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and ignores

@@ -54,6 +54,7 @@
 #include "publishers/breaker.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/thread.h"
 
 /* Results looked back on for "a recent failure" (see the top comment). */
 #define HEALTH_RECENT 5
@@ -618,7 +619,8 @@ health *health_new(bool start_thread, char *errstr, size_t errstr_size)
                                  "Active health probes by target and result.",
                                  "target,result", NULL, 0);
     if (start_thread) {
-        rc = pthread_create(&h->thread, NULL, health_thread_main, h);
+        rc = herald_thread_create(&h->thread, "herald-health",
+                                  health_thread_main, h);
         if (rc != 0) {
             snprintf(errstr, errstr_size,
                      "health monitor: cannot start the probe thread: %s",

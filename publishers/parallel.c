@@ -2,23 +2,26 @@
  * parallel.c: the ParallelPublisher (see parallel.h): fan one alert out to
  * many targets through the transport and aggregate what happened.
  *
- * Data flow: publish_start() validates, selects targets (enabled,
- * matchers, health strategy) and creates a reference-counted fan-out
- * context (pp_ctx) with one leg (pp_leg) per target, puts it in the
- * timer heap and returns. Legs are started up to max_concurrent_targets
- * at once: the plugin builds the request, the breaker is asked, the
- * request goes to transport_submit_ex(). Each completion callback (on a
- * transport I/O thread) records the breaker, passive health and metrics,
- * classifies the response and either finishes the leg, or submits the
- * next attempt with a "not before" time (the backoff: no thread sleeps),
- * or starts the next waiting leg. The timer thread closes contexts whose
- * deadline passed or whose cancel flag is set. A context closes once
- * (the last leg, the deadline or the cancel flag, whichever is first);
- * the last actor using borrowed data (the alert, the targets) to leave
- * completes it: legs not final fail, the legs are copied into the
- * caller's result and the caller's publish_done_cb is called. The
- * synchronous publish_to_* wrap publish_start() and wait for that
- * callback on a condition variable.
+ * Data flow: publish_start() validates, selects targets (enabled, matchers,
+ * health strategy) and creates a reference-counted fan-out context (pp_ctx)
+ * with one leg (pp_leg) per target, arms its timer in the timer engine
+ * (core/timer.h) and returns. Legs are started up to max_concurrent_targets
+ * at once: the plugin builds the request, the breaker is asked, the request
+ * goes to transport_submit_ex(). Each completion callback (on a transport
+ * I/O thread) records the breaker, passive health and metrics, classifies
+ * the response and either finishes the leg, or submits the next attempt with
+ * a "not before" time (the backoff: no thread sleeps), or starts the next
+ * waiting leg. The context's timer (core/timer.h) fires at its deadline and
+ * closes it. Contexts with a cancel flag (an atomic_bool gives no wake-up)
+ * are also on pp->polled; one poll timer per publisher looks at their flags
+ * every PP_CANCEL_POLL_MS while the list is not empty and closes the
+ * cancelled ones (one callback per 10 ms, whatever the number of fan-outs).
+ * A context closes once (the last leg, the deadline or the cancel flag,
+ * whichever is first); the last actor using borrowed data (the alert, the
+ * targets) to leave completes it: legs not final fail, the legs are copied
+ * into the caller's result and the caller's publish_done_cb is called. The
+ * synchronous publish_to_* wrap publish_start() and wait for that callback
+ * on a condition variable.
  *
  * Exactly once: ctx->busy counts actors using borrowed data (the starter,
  * callbacks); it only rises while the context is open. Closing sets
@@ -26,51 +29,51 @@
  * closed with busy == 0 under the lock: the closer, or the last actor
  * leaving afterwards. Nobody can enter after that, so it runs once.
  *
- * Lifetime: the completion holds one reference to the context, the timer
- * heap one while the context is in it, each submitted attempt one more;
- * the last release frees it. A callback that finds the context closed
- * touches only the context, the breaker and metrics, never the caller's
- * alert, targets or result.
+ * Lifetime: the completion holds one reference to the context, its
+ * deadline timer one while armed or firing (timer_cancel() returning true,
+ * or the callback, releases it), each submitted attempt one more; the
+ * last release frees it. A callback that finds the context closed touches
+ * only the context, the breaker and metrics, never the caller's alert,
+ * targets or result. The cancel flag is borrowed until the caller's
+ * callback: the poll reads it under pp->poll_lock while the context is on
+ * pp->polled, and the completion unlinks it first (the list holds no
+ * reference). The deadline timers name pp as their owner:
+ * parallel_destroy() takes the pending ones back with timer_cancel_owner()
+ * and closes their contexts.
  *
  * Threads: publish_start runs on any caller thread; callbacks on
  * transport I/O threads; deadlines and cancel flags on the timer thread.
- * pp->lock guards the breaker map; pp->timer_lock guards the heap (and
- * ctx->heap_idx); ctx->lock guards the context's counters and flags (leg
- * fields are written by the one actor owning the leg at a time: the
+ * pp->lock guards the breaker map; pp->poll_lock the polled list and the
+ * poll timer's state; ctx->lock guards the context's counters and flags
+ * (leg fields are written by the one actor owning the leg at a time: the
  * starter before submit, then the callback, then the completion). Lock
- * order: pp->timer_lock before ctx->lock; the completion runs with no lock
- * held.
+ * order: pp->poll_lock before ctx->lock; either before the engine's lock;
+ * the completion runs with no lock held.
  */
 #include "publishers/parallel.h"
 
 #include <json-c/json.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "publishers/backoff.h"
 #include "core/buf.h"
-#include "core/heap.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/timer.h"
+#include "publishers/backoff.h"
 
 #define PP_COMPONENT "publisher"
 /* Largest request body a plugin may build, bytes. Alert payloads are a
  * few KiB; 1 MiB matches the largest accepted job message. */
 #define PP_MAX_REQUEST_BODY (1024 * 1024)
-/* How often the timer thread looks at cancel flags while a pending
- * fan-out has one, ms: the "within ~10 ms" of publish_opts.cancel. */
+/* How often the poll timer looks at cancel flags while a pending fan-out
+ * has one, ms: the "within ~10 ms" of publish_opts.cancel. */
 #define PP_CANCEL_POLL_MS 10
-/* Most fan-outs pending at once (timer heap entries): 1 Mi pointers, 8 MiB.
- * Far above what the dispatchers can start (a few per job), it only caps
- * the heap's memory; past it publish_start completes with NOMEM. */
-#define PP_HEAP_MAX ((size_t)1024 * 1024)
-/* ctx->heap_idx of a context that is not in the timer heap. */
-#define PP_NOT_IN_HEAP HEAP_NO_INDEX
 /* An attempt may run this long past the deadline (ms), so that a response
  * just after the deadline still reaches the breaker and the health monitor
  * instead of being cut off; the leg is reported failed at the deadline. */
@@ -103,17 +106,14 @@ struct parallel_publisher {
     metric *m_http_duration;
     metric *m_retries;
     metric *m_fanout_active;
-    /* Timer thread: deadlines and cancel flags of pending fan-outs. */
-    pthread_mutex_t timer_lock; /* Guards heap, n_cancel, timer_stop. */
-    pthread_cond_t timer_cond;
-    bool timer_inited;
-    pthread_t timer;
-    bool timer_started;
-    bool timer_stop;
-    heap timers;         /* pp_ctx * min-heap by deadline_ms. */
-    size_t n_cancel;     /* Contexts in the heap with a cancel flag. */
-    int64_t timer_until; /* Monotonic ms the timer sleeps until;
-                            INT64_MAX: until signalled. */
+    /* Deadlines and cancel polls of pending fan-outs. */
+    herald_timer *timer;       /* Borrowed (cfg) or the shared engine. */
+    bool timer_shared;         /* timer is a timer_shared_acquire() ref. */
+    pthread_mutex_t poll_lock; /* Guards polled, poll_armed. */
+    bool poll_inited;
+    struct pp_ctx *polled;  /* Open-or-closing contexts with a cancel flag. */
+    timer_entry poll_timer; /* Armed while polled is not empty. */
+    bool poll_armed;
 };
 
 struct pp_ctx;
@@ -157,29 +157,16 @@ typedef struct pp_ctx {
     parallel_publisher *pp;
     pp_leg *legs;
     size_t n_legs;
-    const atomic_bool *cancel; /* Borrowed; read by the timer thread. */
-    size_t heap_idx;           /* Guarded by pp->timer_lock. */
-    double t0_ms;              /* Monotonic start, for duration_ms. */
-    publish_result *res;       /* Caller's, written by the completion. */
+    const atomic_bool *cancel; /* Borrowed; read by the poll timer. */
+    timer_entry timer;         /* Deadline; owner pp. */
+    struct pp_ctx *pnext;      /* pp->polled, under pp->poll_lock. */
+    struct pp_ctx *pprev;
+    bool polled;         /* On pp->polled; under pp->poll_lock. */
+    double t0_ms;        /* Monotonic start, for duration_ms. */
+    publish_result *res; /* Caller's, written by the completion. */
     publish_done_cb cb;
     void *opaque;
 } pp_ctx;
-
-static int64_t pp_mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t pp_wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static double pp_mono_ms_f(void)
 {
@@ -454,178 +441,144 @@ static void pp_ctx_unref(pp_ctx *ctx);
 static void pp_ctx_leave(pp_ctx *ctx);
 
 /* ------------------------------------------------------------------ */
-/* Timer heap (caller holds pp->timer_lock)                              */
-/* ------------------------------------------------------------------ */
-
-/* True when a's deadline is before b's (equal deadlines: any order). */
-static bool pp_heap_before(const void *a, const void *b)
-{
-    return ((const pp_ctx *)a)->deadline_ms < ((const pp_ctx *)b)->deadline_ms;
-}
-
-/* Keeps ctx->heap_idx, guarded by pp->timer_lock as the heap is. */
-static void pp_heap_moved(void *item, size_t index)
-{
-    ((pp_ctx *)item)->heap_idx = index;
-}
-
-/* Adds ctx; the heap takes one reference (the caller adds it). */
-static herald_err pp_heap_push(parallel_publisher *pp, pp_ctx *ctx)
-{
-    /* Full (PP_HEAP_MAX) or out of memory: both are NOMEM to the caller. */
-    if (heap_push(&pp->timers, ctx) != HERALD_OK)
-        return HERALD_ERR_NOMEM;
-    if (ctx->cancel)
-        pp->n_cancel++;
-    return HERALD_OK;
-}
-
-/* Removes ctx (which is in the heap); its reference passes to the
- * caller. */
-static void pp_heap_remove(parallel_publisher *pp, pp_ctx *ctx)
-{
-    /* Sets ctx->heap_idx to PP_NOT_IN_HEAP through pp_heap_moved. */
-    heap_remove(&pp->timers, ctx->heap_idx);
-    if (ctx->cancel)
-        pp->n_cancel--;
-}
-
-/* ------------------------------------------------------------------ */
-/* Timer thread                                                         */
+/* Deadline and cancel timer                                            */
 /* ------------------------------------------------------------------ */
 
 /*
- * The timer thread: closes pending fan-outs whose cancel flag is set
- * (first, as a waiting caller did) or whose deadline passed. It sleeps
- * until the earliest deadline, and at most PP_CANCEL_POLL_MS while a
- * pending fan-out has a cancel flag (an atomic_bool gives no wake-up).
+ * The deadline timer of a fan-out (timer thread; it holds the timer's
+ * reference): closes the context for its deadline unless it closed
+ * already. Short: closing completes the fan-out here only when no leg
+ * callback is busy, and the completion is bounded work (fill the result,
+ * a metric, a log line, the caller's non-blocking publish_done_cb).
  */
-static void *pp_timer_main(void *arg)
+static void pp_ctx_deadline(void *arg)
+{
+    pp_ctx *ctx = arg;
+
+    pp_ctx_close(ctx, HERALD_ERR_DEADLINE);
+    pp_ctx_unref(ctx);
+}
+
+/* Unlinks ctx from pp->polled if it is there. Holds pp->poll_lock. */
+static void pp_polled_unlink(parallel_publisher *pp, pp_ctx *ctx)
+{
+    if (!ctx->polled)
+        return;
+    if (ctx->pprev)
+        ctx->pprev->pnext = ctx->pnext;
+    else
+        pp->polled = ctx->pnext;
+    if (ctx->pnext)
+        ctx->pnext->pprev = ctx->pprev;
+    ctx->pnext = NULL;
+    ctx->pprev = NULL;
+    ctx->polled = false;
+}
+
+static void pp_poll(void *arg);
+
+/* Arms the poll timer unless it is armed. Holds pp->poll_lock. */
+static herald_err pp_poll_arm(parallel_publisher *pp)
+{
+    herald_err err;
+
+    if (pp->poll_armed)
+        return HERALD_OK;
+    err = timer_add(pp->timer, &pp->poll_timer,
+                    herald_now_ms() + PP_CANCEL_POLL_MS, pp_poll, pp);
+    pp->poll_armed = err == HERALD_OK;
+    return err;
+}
+
+/*
+ * The poll timer (timer thread): takes the contexts whose cancel flag is
+ * set off pp->polled (with a reference each), re-arms while the list is
+ * not empty, then closes them without the lock.
+ */
+static void pp_poll(void *arg)
 {
     parallel_publisher *pp = arg;
+    pp_ctx *cancelled = NULL;
+    pp_ctx *ctx;
+    pp_ctx *next;
 
-    pthread_mutex_lock(&pp->timer_lock);
-    while (!pp->timer_stop) {
-        int64_t now = pp_mono_ms();
-        size_t n = heap_len(&pp->timers);
-        pp_ctx *first = heap_peek(&pp->timers);
-        pp_ctx *due = NULL;
-        herald_err why = HERALD_OK;
-        int64_t until;
-        struct timespec ts;
-
-        if (pp->n_cancel > 0) {
-            for (size_t i = 0; i < n; i++) {
-                pp_ctx *ctx = heap_at(&pp->timers, i);
-
-                if (ctx->cancel && atomic_load(ctx->cancel)) {
-                    due = ctx;
-                    why = HERALD_ERR_CANCELLED;
-                    break;
-                }
-            }
-        }
-        if (!due && n > 0 && first->deadline_ms <= now) {
-            due = first;
-            why = HERALD_ERR_DEADLINE;
-        }
-        if (due) {
-            /* The heap's reference is now ours. No lock is held while
-             * closing: the completion may run here and call back. */
-            pp_heap_remove(pp, due);
-            pthread_mutex_unlock(&pp->timer_lock);
-            pp_ctx_close(due, why);
-            pp_ctx_unref(due);
-            pthread_mutex_lock(&pp->timer_lock);
+    pthread_mutex_lock(&pp->poll_lock);
+    pp->poll_armed = false;
+    for (ctx = pp->polled; ctx; ctx = next) {
+        next = ctx->pnext;
+        if (!atomic_load(ctx->cancel))
             continue;
-        }
-        if (n == 0) {
-            pp->timer_until = INT64_MAX;
-            pthread_cond_wait(&pp->timer_cond, &pp->timer_lock);
-            continue;
-        }
-        until = first->deadline_ms;
-        if (pp->n_cancel > 0 && now + PP_CANCEL_POLL_MS < until)
-            until = now + PP_CANCEL_POLL_MS;
-        pp->timer_until = until;
-        ts.tv_sec = (time_t)(until / 1000);
-        ts.tv_nsec = (long)(until % 1000) * 1000000;
-        pthread_cond_timedwait(&pp->timer_cond, &pp->timer_lock, &ts);
+        pp_polled_unlink(pp, ctx);
+        pthread_mutex_lock(&ctx->lock);
+        ctx->refs++;
+        pthread_mutex_unlock(&ctx->lock);
+        ctx->pnext = cancelled;
+        cancelled = ctx;
     }
-    pthread_mutex_unlock(&pp->timer_lock);
-    return NULL;
-}
-
-/* Creates the timer's lock, condition variable and thread. */
-static herald_err pp_timer_start(parallel_publisher *pp, char *errstr,
-                                 size_t errstr_size)
-{
-    pthread_condattr_t ca;
-    sigset_t block;
-    sigset_t saved;
-    int rc;
-
-    heap_init(&pp->timers, PP_HEAP_MAX, pp_heap_before, pp_heap_moved);
-    pthread_mutex_init(&pp->timer_lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&pp->timer_cond, &ca);
-    pthread_condattr_destroy(&ca);
-    pp->timer_until = INT64_MAX;
-    pp->timer_inited = true;
-    /* Signals stay with the main thread (STYLE.md 15). */
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGHUP);
-    sigaddset(&block, SIGQUIT);
-    sigaddset(&block, SIGUSR1);
-    sigaddset(&block, SIGUSR2);
-    pthread_sigmask(SIG_BLOCK, &block, &saved);
-    rc = pthread_create(&pp->timer, NULL, pp_timer_main, pp);
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    if (rc != 0) {
-        snprintf(errstr, errstr_size,
-                 "publisher: cannot start the timer thread (error %d)", rc);
-        return HERALD_ERR_NOMEM;
-    }
-    pthread_setname_np(pp->timer, "herald-pp-timer");
-    pp->timer_started = true;
-    return HERALD_OK;
-}
-
-/* Stops and joins the timer thread, if it runs. */
-static void pp_timer_stop(parallel_publisher *pp)
-{
-    if (!pp->timer_started)
-        return;
-    pthread_mutex_lock(&pp->timer_lock);
-    pp->timer_stop = true;
-    pthread_mutex_unlock(&pp->timer_lock);
-    pthread_cond_signal(&pp->timer_cond);
-    pthread_join(pp->timer, NULL);
-    pp->timer_started = false;
-}
-
-/* Closes every fan-out still in the heap as cancelled (parallel_destroy,
- * after the timer thread stopped). */
-static void pp_pending_cancel(parallel_publisher *pp)
-{
-    if (!pp->timer_inited)
-        return;
-    for (;;) {
-        pp_ctx *ctx;
-
-        pthread_mutex_lock(&pp->timer_lock);
-        ctx = heap_peek(&pp->timers);
-        if (!ctx) {
-            pthread_mutex_unlock(&pp->timer_lock);
-            return;
-        }
-        pp_heap_remove(pp, ctx);
-        pthread_mutex_unlock(&pp->timer_lock);
+    /* Cannot fail: the poll timer's heap slot was just given back. */
+    if (pp->polled)
+        (void)pp_poll_arm(pp);
+    pthread_mutex_unlock(&pp->poll_lock);
+    while (cancelled) {
+        ctx = cancelled;
+        cancelled = ctx->pnext;
+        ctx->pnext = NULL;
         pp_ctx_close(ctx, HERALD_ERR_CANCELLED);
         pp_ctx_unref(ctx);
+    }
+}
+
+/* Puts ctx on pp->polled and makes sure the poll timer runs. */
+static herald_err pp_poll_start(parallel_publisher *pp, pp_ctx *ctx)
+{
+    herald_err err;
+
+    pthread_mutex_lock(&pp->poll_lock);
+    err = pp_poll_arm(pp);
+    if (err == HERALD_OK) {
+        ctx->pprev = NULL;
+        ctx->pnext = pp->polled;
+        if (pp->polled)
+            pp->polled->pprev = ctx;
+        pp->polled = ctx;
+        ctx->polled = true;
+    }
+    pthread_mutex_unlock(&pp->poll_lock);
+    return err;
+}
+
+/* Takes ctx off pp->polled; true when it was there (the poll had not
+ * taken it). */
+static bool pp_poll_stop(parallel_publisher *pp, pp_ctx *ctx)
+{
+    bool was;
+
+    pthread_mutex_lock(&pp->poll_lock);
+    was = ctx->polled;
+    pp_polled_unlink(pp, ctx);
+    pthread_mutex_unlock(&pp->poll_lock);
+    return was;
+}
+
+/* Closes every fan-out whose deadline timer is pending as cancelled
+ * (parallel_destroy): the timers are taken back (a callback firing is
+ * waited for), and each one's reference closes its context; again while
+ * a completion started another fan-out meanwhile. */
+static void pp_pending_cancel(parallel_publisher *pp)
+{
+    timer_entry *e;
+
+    if (!pp->timer)
+        return;
+    for (e = timer_cancel_owner(pp->timer, pp); e;
+         e = timer_cancel_owner(pp->timer, pp)) {
+        while (e) {
+            pp_ctx *ctx = e->arg;
+
+            e = e->next; /* Read before the context may be freed. */
+            pp_ctx_close(ctx, HERALD_ERR_CANCELLED);
+            pp_ctx_unref(ctx); /* The timer's. */
+        }
     }
 }
 
@@ -643,6 +596,7 @@ parallel_publisher *parallel_new(const parallel_config *cfg, health *h,
                                  char *errstr, size_t errstr_size)
 {
     parallel_config def;
+    transport_config tcfg;
     parallel_publisher *pp;
 
     if (!cfg) {
@@ -657,9 +611,9 @@ parallel_publisher *parallel_new(const parallel_config *cfg, health *h,
     pthread_mutex_init(&pp->lock, NULL);
     pp->lock_inited = true;
     pp->h = h;
-    atomic_init(&pp->seed,
-                cfg->seed ? cfg->seed
-                          : (uint64_t)pp_wall_ms() ^ (uint64_t)(uintptr_t)pp);
+    atomic_init(&pp->seed, cfg->seed ? cfg->seed
+                                     : (uint64_t)herald_wall_ms() ^
+                                           (uint64_t)(uintptr_t)pp);
     atomic_init(&pp->fanout_active, 0);
     pp->m_publish_duration = metrics_family(
         METRIC_HISTOGRAM, "herald_publish_duration_seconds",
@@ -698,10 +652,20 @@ parallel_publisher *parallel_new(const parallel_config *cfg, health *h,
                  "name registered with another type)");
         goto fail;
     }
-    pp->tp = transport_new(&cfg->transport, errstr, errstr_size);
+    pthread_mutex_init(&pp->poll_lock, NULL);
+    pp->poll_inited = true;
+    tcfg = cfg->transport;
+    if (tcfg.timer) {
+        pp->timer = tcfg.timer;
+    } else {
+        pp->timer = timer_shared_acquire(errstr, errstr_size);
+        if (!pp->timer)
+            goto fail;
+        pp->timer_shared = true;
+        tcfg.timer = pp->timer; /* One engine for deadlines and retries. */
+    }
+    pp->tp = transport_new(&tcfg, errstr, errstr_size);
     if (!pp->tp)
-        goto fail;
-    if (pp_timer_start(pp, errstr, errstr_size) != HERALD_OK)
         goto fail;
     return pp;
 fail:
@@ -725,18 +689,20 @@ void parallel_destroy(parallel_publisher *pp)
 {
     if (!pp)
         return;
-    /* First the timer thread, then the fan-outs still pending complete as
-     * cancelled (each callback is called here, or on the I/O thread whose
-     * callback is using the context; transport_destroy joins those). */
-    pp_timer_stop(pp);
+    /* First the fan-outs still pending complete as cancelled (each
+     * callback is called here, on the timer thread, or on the I/O thread
+     * whose callback is using the context; transport_destroy joins
+     * those), with their timers cancelled. */
     pp_pending_cancel(pp);
     /* Then the transport: its threads run callbacks that use breakers. */
     transport_destroy(pp->tp);
-    if (pp->timer_inited) {
-        pthread_cond_destroy(&pp->timer_cond);
-        pthread_mutex_destroy(&pp->timer_lock);
-    }
-    heap_free(&pp->timers);
+    /* Every fan-out completed: the poll timer stops re-arming. */
+    if (pp->timer)
+        (void)timer_cancel_wait(pp->timer, &pp->poll_timer);
+    if (pp->poll_inited)
+        pthread_mutex_destroy(&pp->poll_lock);
+    if (pp->timer_shared)
+        timer_shared_release();
     pp_breakers_free(pp->breakers);
     pp_breakers_free(pp->retired);
     if (pp->lock_inited)
@@ -917,7 +883,7 @@ static void pp_leg_fail(pp_leg *leg, const char *error_type, const char *fmt,
     leg->outcome = PUBLISH_OUTCOME_FAILED;
     leg->error_type = error_type;
     leg->final = true;
-    leg->done_mono_ms = pp_mono_ms();
+    leg->done_mono_ms = herald_now_ms();
 }
 
 static void pp_on_done(void *opaque, const http_response *resp);
@@ -936,7 +902,7 @@ static bool pp_leg_submit(pp_ctx *ctx, pp_leg *leg, int64_t not_before_ms)
     http_request req;
     char errstr[200];
     herald_err err;
-    int64_t now = pp_mono_ms();
+    int64_t now = herald_now_ms();
     int64_t send_at = not_before_ms > now ? not_before_ms : now;
     int64_t left = ctx->deadline_ms + PP_LATE_GRACE_MS - send_at;
     int timeout_ms;
@@ -979,12 +945,12 @@ static bool pp_leg_submit(pp_ctx *ctx, pp_leg *leg, int64_t not_before_ms)
 
     if (leg->attempts == 0) {
         leg->first_mono_ms = send_at;
-        leg->first_wall_ms = pp_wall_ms() + (send_at - now);
+        leg->first_wall_ms = herald_wall_ms() + (send_at - now);
     } else {
         metrics_add(pp->m_retries, 1, leg->name);
     }
     leg->attempts++;
-    leg->last_wall_ms = pp_wall_ms() + (send_at - now);
+    leg->last_wall_ms = herald_wall_ms() + (send_at - now);
 
     pthread_mutex_lock(&ctx->lock);
     ctx->refs++;
@@ -994,7 +960,7 @@ static bool pp_leg_submit(pp_ctx *ctx, pp_leg *leg, int64_t not_before_ms)
     if (err != HERALD_OK) {
         /* The breaker's slot is given back as a failure. */
         if (leg->br)
-            breaker_record(leg->br, false, pp_mono_ms());
+            breaker_record(leg->br, false, herald_now_ms());
         leg->attempts--;
         pp_leg_fail(leg, err == HERALD_ERR_STATE ? "cancelled" : "other",
                     "cannot submit the request: %s", herald_err2str(err));
@@ -1121,7 +1087,8 @@ static void pp_on_done(void *opaque, const http_response *resp)
         success = resp->transport_error == 0 && resp->status >= 200 &&
                   resp->status < 300;
         if (leg->br)
-            breaker_record(leg->br, pp_available(resp, success), pp_mono_ms());
+            breaker_record(leg->br, pp_available(resp, success),
+                           herald_now_ms());
         if (pp->h && resp->transport_error != TRANSPORT_ERR_CANCELLED)
             health_record(pp->h, leg->name, pp_available(resp, success),
                           resp->duration_ms);
@@ -1134,7 +1101,7 @@ static void pp_on_done(void *opaque, const http_response *resp)
     out.retry_after_ms = -1;
     target_classify(leg->tgt, resp, &out);
     success = out.verdict == DELIVERY_DELIVERED;
-    now = pp_mono_ms();
+    now = herald_now_ms();
     if (leg->br)
         breaker_record(leg->br, pp_available(resp, success), now);
     if (pp->h && resp->transport_error != TRANSPORT_ERR_CANCELLED)
@@ -1176,7 +1143,7 @@ static void pp_on_done(void *opaque, const http_response *resp)
              * last attempt's error stands. */
             leg->outcome = PUBLISH_OUTCOME_FAILED;
             leg->final = true;
-            leg->done_mono_ms = pp_mono_ms();
+            leg->done_mono_ms = herald_now_ms();
             final = true;
         }
     }
@@ -1332,19 +1299,16 @@ static void pp_ctx_complete(pp_ctx *ctx)
 {
     parallel_publisher *pp = ctx->pp;
     publish_result *res = ctx->res;
-    bool in_heap;
     herald_err err;
     size_t i;
 
-    /* Out of the timer heap first: after this, nobody reads the cancel
-     * flag, which is borrowed only until the callback. */
-    pthread_mutex_lock(&pp->timer_lock);
-    in_heap = ctx->heap_idx != PP_NOT_IN_HEAP;
-    if (in_heap)
-        pp_heap_remove(pp, ctx);
-    pthread_mutex_unlock(&pp->timer_lock);
-    if (in_heap)
-        pp_ctx_unref(ctx); /* The heap's; the completion's ref remains. */
+    /* Off the poll list first: after this, nobody reads the cancel flag,
+     * which is borrowed only until the callback. Then off the timer: a
+     * deadline callback that fired already finds ctx closed and releases
+     * its own reference. */
+    (void)pp_poll_stop(pp, ctx);
+    if (timer_cancel(pp->timer, &ctx->timer))
+        pp_ctx_unref(ctx); /* The timer's; the completion's ref remains. */
 
     /* Legs not final now fail; their late responses are only counted. */
     for (i = 0; i < ctx->n_legs; i++) {
@@ -1420,7 +1384,6 @@ herald_err publish_start(parallel_publisher *pp, publish_mode mode,
     herald_err err = HERALD_OK;
     char errstr[160];
     size_t i;
-    bool wake_timer = false;
 
     if (!res)
         return HERALD_ERR_INVALID;
@@ -1447,11 +1410,10 @@ herald_err publish_start(parallel_publisher *pp, publish_mode mode,
     ctx->busy = 1; /* This starter, until pp_ctx_leave below. */
     ctx->pp = pp;
     ctx->a = a;
-    ctx->deadline_ms = pp_mono_ms() + opts->deadline_ms;
+    ctx->deadline_ms = herald_now_ms() + opts->deadline_ms;
     ctx->max_active = opts->max_concurrent_targets;
     ctx->respect_breakers = opts->respect_breakers;
     ctx->cancel = opts->cancel;
-    ctx->heap_idx = PP_NOT_IN_HEAP;
     ctx->t0_ms = t0;
     ctx->res = res;
     ctx->cb = cb;
@@ -1490,26 +1452,27 @@ herald_err publish_start(parallel_publisher *pp, publish_mode mode,
          * when this starter leaves, below. */
         pp_ctx_close(ctx, HERALD_ERR_CANCELLED);
     } else if (ctx->n_order > 0) {
-        /* In the timer heap before the first leg starts, so the deadline
-         * holds while the legs are being started. */
-        pthread_mutex_lock(&pp->timer_lock);
-        err = pp_heap_push(pp, ctx);
-        if (err == HERALD_OK) {
-            int64_t need = ctx->deadline_ms;
-
-            ctx->refs++; /* The heap's (no other actor knows ctx yet). */
-            if (ctx->cancel && pp_mono_ms() + PP_CANCEL_POLL_MS < need)
-                need = pp_mono_ms() + PP_CANCEL_POLL_MS;
-            /* Woken only when it would sleep past what ctx needs: most
-             * publishes complete long before an earlier deadline. */
-            wake_timer = need < pp->timer_until;
+        /* Armed before the first leg starts, so the deadline holds while
+         * the legs are being started. */
+        /* On the poll list and armed before the first leg starts, so the
+         * cancel flag and the deadline hold while the legs are started. */
+        if (ctx->cancel && pp_poll_start(pp, ctx) != HERALD_OK)
+            goto nomem; /* Nothing knows ctx yet. */
+        ctx->refs++;    /* The deadline timer's. */
+        timer_entry_init(&ctx->timer, pp);
+        err = timer_add(pp->timer, &ctx->timer, ctx->deadline_ms,
+                        pp_ctx_deadline, ctx);
+        if (err != HERALD_OK) {
+            pthread_mutex_lock(&ctx->lock);
+            ctx->refs--;
+            pthread_mutex_unlock(&ctx->lock);
+            /* Off the poll list: nothing knows ctx. Already taken by the
+             * poll: it closes ctx as cancelled; this starter leaves. */
+            if (!ctx->cancel || pp_poll_stop(pp, ctx))
+                goto nomem;
+        } else {
+            pp_start_waiting(ctx);
         }
-        pthread_mutex_unlock(&pp->timer_lock);
-        if (err != HERALD_OK)
-            goto nomem;
-        if (wake_timer)
-            pthread_cond_signal(&pp->timer_cond);
-        pp_start_waiting(ctx);
     }
     /* Completes at once when nothing is pending (every target skipped,
      * cancelled, or every leg already ended). */
@@ -1523,7 +1486,7 @@ invalid:
     return HERALD_ERR_INVALID;
 
 nomem:
-    /* Nothing was submitted and ctx is in no heap: only this thread knows
+    /* Nothing was submitted and no timer is armed: only this thread knows
      * it. Skipped legs were reported; the call is reported as failed. */
     pp_ctx_free(ctx);
     res->duration_ms = pp_mono_ms_f() - t0;

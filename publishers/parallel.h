@@ -60,21 +60,22 @@
  *   publish_start(pp, PUBLISH_MODE_HEALTHY, a, targets, n, &opts, &res,
  *                 on_done, job);
  *
- * Deadline and cancellation. The publisher has one timer thread that
- * holds every pending fan-out in a min-heap by deadline. It wakes at the
- * earliest deadline, and every PP_CANCEL_POLL_MS (10 ms) while a pending
- * fan-out has a cancel flag. When the deadline passes or *opts->cancel
- * becomes true, every leg that is not final is reported failed ("deadline
- * exceeded", error_type "deadline"; or "cancelled", error_type
- * "cancelled") and the fan-out completes. A fan-out completes once,
- * whichever comes first: its last leg, its deadline, its cancel flag.
+ * Deadline and cancellation. Every pending fan-out has a timer in the
+ * timer engine (core/timer.h) that fires at its deadline, and one poll
+ * timer of the publisher looks at the cancel flags of the pending
+ * fan-outs every PP_CANCEL_POLL_MS (10 ms) while one has a flag. When the
+ * deadline passes or *opts->cancel becomes true, every leg that is not
+ * final is reported failed ("deadline exceeded", error_type "deadline";
+ * or "cancelled", error_type "cancelled") and the fan-out completes. A
+ * fan-out completes once, whichever comes first: its last leg, its
+ * deadline, its cancel flag.
  * Responses that arrive later are not lost: they are counted in metrics,
  * breakers and health, but never touch the caller's memory (the fan-out
  * context is reference counted and freed by the last user).
  *
  * Threads. Calls run on the caller's thread (a dispatcher thread of the
  * queue, or the API thread); completion work runs on transport threads
- * and on the publisher's timer thread ("herald-pp-timer"). Every function
+ * and on the timer engine's thread ("herald-timer"). Every function
  * here may be called from any thread, concurrently, on the same publisher.
  *
  * Observability (core/metrics.h): herald_publish_duration_seconds{result}
@@ -96,12 +97,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/alert.h"
+#include "core/err.h"
 #include "publishers/breaker.h"
 #include "publishers/health.h"
 #include "publishers/target.h"
 #include "publishers/transport.h"
-#include "core/alert.h"
-#include "core/err.h"
 
 struct json_object;
 
@@ -113,7 +114,10 @@ typedef struct parallel_publisher parallel_publisher;
 
 /* Settings of a publisher; parallel_config_default() fills defaults. */
 typedef struct parallel_config {
-    transport_config transport; /* I/O threads, response body cap. */
+    transport_config transport; /* I/O threads, response body cap, and
+                                   the timer engine of deadlines, cancel
+                                   polls and retries (transport.timer;
+                                   NULL: the shared engine). */
     uint64_t seed; /* Jitter seed; 0 = from the clock and address. */
 } parallel_config;
 
@@ -132,12 +136,12 @@ parallel_publisher *parallel_new(const parallel_config *cfg, health *h,
                                  char *errstr, size_t errstr_size);
 
 /*
- * Stops the timer thread, completes every fan-out still pending as
+ * Cancels the fan-outs' timers, completes every fan-out still pending as
  * cancelled (legs not final fail with "cancelled", error_type "cancelled";
- * each publish_done_cb is called, on this thread or on a transport I/O
- * thread, before parallel_destroy returns), destroys the transport
- * (requests still in flight complete as cancelled; their late responses
- * only feed breakers and metrics), then frees the breakers and pp. No
+ * each publish_done_cb is called, on this thread, the timer thread or a
+ * transport I/O thread, before parallel_destroy returns), destroys the
+ * transport (requests still in flight complete as cancelled; their late
+ * responses only feed breakers and metrics), then frees the breakers and pp. No
  * publish_start() or synchronous publish call may be running; fan-outs
  * started earlier may still be pending. Not from a publish_done_cb.
  * NULL is a no-op.
@@ -379,7 +383,7 @@ typedef enum publish_mode {
  * still caller-owned). opaque is publish_start's opaque.
  *
  * Called on a transport I/O thread (the last leg's response), on the
- * publisher's timer thread (deadline or cancel flag), on the calling
+ * timer engine's thread (deadline or cancel flag), on the calling
  * thread inside publish_start() when nothing needs sending (every target
  * skipped, cancelled before the start, out of memory) or when every leg
  * ended before publish_start() returned, or on the thread running
@@ -411,9 +415,9 @@ typedef void (*publish_done_cb)(void *opaque, herald_err err,
  * NOT called and res is filled as the synchronous call would fill it
  * (unless res is NULL).
  *
- * Deadline: opts->deadline_ms from this call; the timer thread completes
- * the fan-out at the deadline. Cancel: polled every ~10 ms by the timer
- * thread; true at the start means nothing is sent (cb is then called
+ * Deadline: opts->deadline_ms from this call; the fan-out's timer
+ * completes it at the deadline. Cancel: polled every ~10 ms by that
+ * timer; true at the start means nothing is sent (cb is then called
  * inside publish_start with HERALD_ERR_CANCELLED). Any thread, including
  * a publish_done_cb; not concurrently with parallel_destroy().
  */

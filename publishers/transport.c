@@ -4,16 +4,19 @@
  *
  * Data flow: transport_submit() copies what it needs of the target into a
  * tp_req and appends it to the "incoming" list of the I/O thread chosen by
- * hashing the target name, then wakes that thread (curl_multi_wakeup). The
- * I/O thread moves incoming requests either into its timer list (not
- * before a later time) or into the queue of their target (tp_target, one
- * per target name and thread). A target's queue is drained while the
- * target has a concurrency slot and a rate token; each started request
- * gets an easy handle (recycled through a small free list) added to the
- * multi handle. curl_multi_perform() moves transfers, curl_multi_info_read()
- * reports the finished ones, whose callback is called and whose slot is
- * given back. The thread then sleeps in curl_multi_poll() until a socket,
- * a libcurl timeout, the next timer, the next rate token or a wakeup.
+ * hashing the target name, then wakes that thread (curl_multi_wakeup). A
+ * request with a later "not before" time is armed in the timer engine
+ * (core/timer.h) instead, with its I/O thread as owner; the timer's callback
+ * (timer thread) appends it to the incoming list and wakes the I/O thread the
+ * same way. The I/O thread moves incoming requests into the queue of their
+ * target (tp_target, one per target name and thread). A target's queue is
+ * drained while the target has a concurrency slot and a rate token; each
+ * started request gets an easy handle (recycled through a small free list)
+ * added to the multi handle. curl_multi_perform() moves transfers,
+ * curl_multi_info_read() reports the finished ones, whose callback is called
+ * and whose slot is given back. The thread then sleeps in curl_multi_poll()
+ * until a socket, a libcurl timeout, the next rate token or a wakeup (a submit,
+ * a timer).
  *
  * Why hash by name: all requests of a target run on one thread, so they
  * share one connection cache (keep-alive works without cross-thread handle
@@ -23,11 +26,17 @@
  * thousands of concurrent transfers, so this is not the bottleneck of a
  * notification worker.
  *
+ * Stop: the I/O thread that sees "stopping" takes its delayed requests
+ * back with timer_cancel_owner() (without its lock, which the callback
+ * takes; submits fail from then on, so none is added), then its incoming
+ * list (with what callbacks appended meanwhile), and fails them all on the
+ * I/O thread, as before.
+ *
  * Threads: the I/O threads own their multi handle, easy handles, tp_target
- * records, timer list and in-flight requests. The only shared state is each
- * thread's incoming list and stopping flag (guarded by the thread's lock)
- * and the pending counter (atomic). Callbacks run on I/O threads with no
- * lock held.
+ * records and in-flight requests. The shared state is each thread's
+ * incoming list and stopping flag (guarded by the thread's lock) and the
+ * pending counter (atomic). Callbacks run on I/O threads with
+ * no lock held; the timer callback only moves a request and wakes.
  */
 #include "publishers/transport.h"
 
@@ -42,7 +51,10 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/log.h"
+#include "core/thread.h"
+#include "core/timer.h"
 
 #define TP_COMPONENT "transport"
 /* Longest poll: a bound, so that a missed wakeup costs at most this. */
@@ -71,6 +83,8 @@ typedef struct tp_target {
 /* One request through its whole life in the transport. */
 typedef struct tp_req {
     struct tp_req *next;
+    struct tp_thread *th;
+    timer_entry timer; /* Armed until "not before"; owner th. */
     http_request req;
     char *name; /* Target name. */
     int timeout_ms;
@@ -79,7 +93,6 @@ typedef struct tp_req {
     int max_concurrency;
     double rate_per_sec;
     int rate_burst;
-    int64_t not_before_ms;
     transport_done_cb cb;
     void *opaque;
     /* Set by the I/O thread. */
@@ -106,7 +119,6 @@ typedef struct tp_thread {
     bool stopping;
     /* Owned by the I/O thread. */
     tp_target *targets;
-    tp_req *timers;  /* Sorted by not_before_ms. */
     tp_req *running; /* In the multi handle. */
     CURL *pool[TP_EASY_POOL_MAX];
     int n_pool;
@@ -120,6 +132,8 @@ struct transport {
     char *user_agent;
     atomic_size_t pending;
     bool curl_inited;
+    herald_timer *timer; /* Borrowed (cfg) or the shared engine. */
+    bool timer_shared;   /* timer is a timer_shared_acquire() ref. */
 };
 
 static int64_t tp_now_ns(void)
@@ -141,6 +155,7 @@ void transport_config_default(transport_config *cfg)
     cfg->max_response_body = 64 * 1024;
     cfg->max_total_connections = 256;
     cfg->user_agent = NULL;
+    cfg->timer = NULL;
 }
 
 /* FNV-1a 32 of a name: cheap and stable, spreads short names well. */
@@ -215,26 +230,71 @@ static tp_target *tp_target_get(tp_thread *th, const tp_req *r)
     return tt;
 }
 
-static void tp_target_enqueue(tp_target *tt, tp_req *r)
+/* Appends r to the FIFO list (*head, *tail). */
+static void tp_fifo_append(tp_req **head, tp_req **tail, tp_req *r)
 {
     r->next = NULL;
-    r->tt = tt;
-    if (tt->wait_tail)
-        tt->wait_tail->next = r;
+    if (*tail)
+        (*tail)->next = r;
     else
-        tt->wait_head = r;
-    tt->wait_tail = r;
+        *head = r;
+    *tail = r;
 }
 
-/* Inserts r into the timer list, kept sorted by not_before_ms. */
-static void tp_timer_insert(tp_thread *th, tp_req *r)
+static void tp_target_enqueue(tp_target *tt, tp_req *r)
 {
-    tp_req **pp = &th->timers;
+    r->tt = tt;
+    tp_fifo_append(&tt->wait_head, &tt->wait_tail, r);
+}
 
-    while (*pp && (*pp)->not_before_ms <= r->not_before_ms)
-        pp = &(*pp)->next;
-    r->next = *pp;
-    *pp = r;
+/* Appends r to th's incoming list. Caller holds th->lock. */
+static void tp_incoming_append(tp_thread *th, tp_req *r)
+{
+    tp_fifo_append(&th->in_head, &th->in_tail, r);
+}
+
+/*
+ * The timer callback of a delayed request (timer thread): its "not before"
+ * time came, so it joins the incoming list of its I/O thread, which is
+ * woken.
+ */
+static void tp_req_due(void *arg)
+{
+    tp_req *r = arg;
+    tp_thread *th = r->th;
+
+    pthread_mutex_lock(&th->lock);
+    tp_incoming_append(th, r);
+    /* Woken under the lock, as transport_submit_ex() does. */
+    curl_multi_wakeup(th->multi);
+    pthread_mutex_unlock(&th->lock);
+}
+
+/*
+ * Takes th's delayed requests back from the timer engine (their callbacks
+ * will not run) and then its incoming list, which holds what callbacks
+ * appended until then. Once th->stopping is set, so that no submit arms a
+ * new one. No lock held.
+ */
+static tp_req *tp_thread_take_all(tp_thread *th)
+{
+    tp_req *list = NULL;
+    tp_req **tail = &list;
+    timer_entry *e;
+
+    for (e = timer_cancel_owner(th->tp->timer, th); e; e = e->next) {
+        tp_req *r = e->arg;
+
+        r->next = NULL;
+        *tail = r;
+        tail = &r->next;
+    }
+    pthread_mutex_lock(&th->lock);
+    *tail = th->in_head;
+    th->in_head = NULL;
+    th->in_tail = NULL;
+    pthread_mutex_unlock(&th->lock);
+    return list;
 }
 
 /* Routes a request that is due to its target's queue. */
@@ -519,7 +579,8 @@ static void tp_complete(tp_thread *th, CURL *easy, CURLcode result)
     atomic_fetch_sub(&th->tp->pending, 1);
 }
 
-/* Fails every request the thread holds with "cancelled". I/O thread. */
+/* Fails every request the thread holds with "cancelled": running,
+ * waiting, and incoming or delayed (tp_thread_take_all()). I/O thread. */
 static void tp_thread_cancel_all(tp_thread *th, tp_req *incoming)
 {
     tp_target *tt;
@@ -544,12 +605,6 @@ static void tp_thread_cancel_all(tp_thread *th, tp_req *incoming)
         }
         tt->wait_tail = NULL;
     }
-    while (th->timers) {
-        tp_req *r = th->timers;
-
-        th->timers = r->next;
-        tp_req_fail(th->tp, r, TRANSPORT_ERR_CANCELLED, "cancelled");
-    }
     while (incoming) {
         tp_req *r = incoming;
 
@@ -565,7 +620,6 @@ static void *tp_thread_main(void *arg)
     for (;;) {
         tp_req *incoming;
         bool stopping;
-        int64_t now_ms;
         long timeout_ms;
         long rate_wait;
         long curl_to = -1;
@@ -582,24 +636,16 @@ static void *tp_thread_main(void *arg)
 
         if (stopping) {
             tp_thread_cancel_all(th, incoming);
+            tp_thread_cancel_all(th, tp_thread_take_all(th));
             break;
         }
 
-        now_ms = tp_now_ns() / 1000000;
+        /* Every incoming request is due: later ones wait for a timer. */
         while (incoming) {
             tp_req *r = incoming;
 
             incoming = r->next;
             r->next = NULL;
-            if (r->not_before_ms > now_ms)
-                tp_timer_insert(th, r);
-            else
-                tp_route(th, r);
-        }
-        while (th->timers && th->timers->not_before_ms <= now_ms) {
-            tp_req *r = th->timers;
-
-            th->timers = r->next;
             tp_route(th, r);
         }
 
@@ -622,14 +668,6 @@ static void *tp_thread_main(void *arg)
             timeout_ms = curl_to;
         if (rate_wait >= 0 && rate_wait < timeout_ms)
             timeout_ms = rate_wait;
-        if (th->timers) {
-            int64_t d = th->timers->not_before_ms - tp_now_ns() / 1000000;
-
-            if (d < 0)
-                d = 0;
-            if (d < timeout_ms)
-                timeout_ms = (long)d;
-        }
         if (timeout_ms > 0)
             curl_multi_poll(th->multi, NULL, 0, (int)timeout_ms, NULL);
     }
@@ -667,6 +705,14 @@ transport *transport_new(const transport_config *cfg, char *errstr,
         goto fail;
     }
     tp->curl_inited = true;
+    if (cfg->timer) {
+        tp->timer = cfg->timer;
+    } else {
+        tp->timer = timer_shared_acquire(errstr, errstr_size);
+        if (!tp->timer)
+            goto fail;
+        tp->timer_shared = true;
+    }
     tp->max_body = cfg->max_response_body;
     tp->max_conns = cfg->max_total_connections;
     tp->user_agent =
@@ -696,8 +742,10 @@ transport *transport_new(const transport_config *cfg, char *errstr,
     }
     for (i = 0; i < tp->n_threads; i++) {
         tp_thread *th = &tp->threads[i];
+        char name[24]; /* Cut to HERALD_THREAD_NAME_MAX by the callee. */
 
-        if (pthread_create(&th->tid, NULL, tp_thread_main, th) != 0) {
+        snprintf(name, sizeof name, "herald-io%d", i);
+        if (herald_thread_create(&th->tid, name, tp_thread_main, th) != 0) {
             snprintf(errstr, errstr_size,
                      "transport: cannot start I/O thread %d", i);
             goto fail;
@@ -728,6 +776,7 @@ herald_err transport_submit_ex(transport *tp, const target *tgt,
     tp_thread *th;
     herald_err err = HERALD_ERR_NOMEM;
     bool stopping;
+    bool delayed;
 
     if (!tp || !tgt || !tgt->name || !req || !cb || !req->url || !req->url[0] ||
         !req->method[0])
@@ -750,31 +799,39 @@ herald_err transport_submit_ex(transport *tp, const target *tgt,
     r->max_concurrency = tgt->max_concurrency;
     r->rate_per_sec = tgt->rate_per_sec;
     r->rate_burst = tgt->rate_burst;
-    r->not_before_ms = not_before_ms;
     r->cb = cb;
     r->opaque = opaque;
     buf_init(&r->body, tp->max_body);
 
     th = &tp->threads[tp_hash(tgt->name) % (uint32_t)tp->n_threads];
+    r->th = th;
+    delayed = not_before_ms > herald_now_ms();
     pthread_mutex_lock(&th->lock);
     stopping = th->stopping;
-    if (!stopping) {
-        /* Ownership of req's content moves into r. */
-        r->req = *req;
-        http_request_init(req, 0);
-        if (th->in_tail)
-            th->in_tail->next = r;
-        else
-            th->in_head = r;
-        th->in_tail = r;
-        atomic_fetch_add(&tp->pending, 1);
+    if (stopping) {
+        err = HERALD_ERR_STATE;
+    } else if (delayed) {
+        /* Armed under th->lock (th->lock, then the engine's), before
+         * "stopping" can be set: the stopping thread takes it back. */
+        timer_entry_init(&r->timer, th);
+        err = timer_add(tp->timer, &r->timer, not_before_ms, tp_req_due, r);
+    } else {
+        tp_incoming_append(th, r);
         /* Woken under the lock: transport_destroy cleans the multi handle
          * up only after the thread saw "stopping" under this lock. */
         curl_multi_wakeup(th->multi);
+        err = HERALD_OK;
+    }
+    if (err == HERALD_OK) {
+        /* Ownership of req's content moves into r. */
+        r->req = *req;
+        http_request_init(req, 0);
+        atomic_fetch_add(&tp->pending, 1);
     }
     pthread_mutex_unlock(&th->lock);
-    if (stopping) {
-        err = HERALD_ERR_STATE;
+    if (err != HERALD_OK) {
+        if (err != HERALD_ERR_STATE)
+            err = HERALD_ERR_NOMEM;
         goto out;
     }
     return HERALD_OK;
@@ -838,6 +895,8 @@ void transport_destroy(transport *tp)
             pthread_mutex_destroy(&th->lock);
     }
     free(tp->threads);
+    if (tp->timer_shared)
+        timer_shared_release();
     free(tp->user_agent);
     if (tp->curl_inited)
         curl_global_cleanup();

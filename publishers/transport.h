@@ -16,9 +16,10 @@
  * A target that is at its limit never holds a slot another target needs:
  * every target has its own queue and counters.
  *
- * A request may carry a "not before" time (monotonic ms): it waits in a
- * timer list of its I/O thread until then. Backoff delays between retries
- * are made this way, so no thread ever sleeps for a retry.
+ * A request may carry a "not before" time (monotonic ms): it waits for a
+ * timer of the timer engine (core/timer.h), whose callback hands it to its
+ * I/O thread then. Backoff delays between retries are made this way, so no
+ * thread ever sleeps for a retry.
  *
  * libcurl rules followed (docs/libcurl/libcurl-thread.md): curl_global_init
  * is called once in transport_new before any thread starts; easy and multi
@@ -36,8 +37,9 @@
 #include <stdint.h>
 
 #include "core/clock.h"
-#include "publishers/target.h"
 #include "core/err.h"
+#include "core/timer.h"
+#include "publishers/target.h"
 
 /* Transport error code used for requests failed by transport_destroy()
  * (libcurl's CURLE_ABORTED_BY_CALLBACK). http_response.error is
@@ -55,6 +57,9 @@ typedef struct transport_config {
                                    (default 256, 0 = libcurl default). */
     const char *user_agent;     /* Borrowed during transport_new (copied);
                                    NULL = "herald/<version>". */
+    herald_timer *timer;        /* Engine of "not before" times, borrowed
+                                   until transport_destroy returned; NULL
+                                   (default) = timer_shared_acquire(). */
 } transport_config;
 
 /*

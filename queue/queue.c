@@ -41,23 +41,25 @@
  * plus a signal, because no dispatcher is bound to look at the heap then.
  * In this mode a dispatcher never touches its key after run returns: the
  * key may already be finished and freed. Continuations (queue_resume())
- * are nodes (job, due time, sequence) that are either due, in a FIFO served
- * before the key heap, or delayed, in a second binary min-heap (the timer
- * heap) by (due time, sequence). Before taking work, a dispatcher moves the
- * timers that fell due to the FIFO; an idle dispatcher waits on work_cond
- * with pthread_cond_timedwait() until the earliest timer (CLOCK_MONOTONIC
- * condattr, so wall-clock jumps do not matter), or without limit when there
- * is none. Every idle dispatcher waits for the same deadline, so a timer
- * wakes them all; continuations are retries, a few per second at most, so
- * that herd is cheaper than electing a timer thread. A resume that makes a
- * continuation due, or a timer the earliest, signals one idle dispatcher; a
- * dispatcher that takes a continuation and leaves more due ones signals the
- * next (a chain), so several timers falling due at once spread out.
+ * are nodes (job, due time) that are either due, in a FIFO served before
+ * the key heap, or delayed: armed in the process timer engine
+ * (core/timer.h; queue_config.timer or the shared one) with the queue as
+ * owner, and counted in delayed_len. The engine's callback (on the timer
+ * thread) moves its continuation to the due FIFO under q->lock and signals
+ * one idle dispatcher; dispatchers themselves never wait with a timeout.
+ * A dispatcher that takes a continuation and leaves more due ones signals
+ * the next (a chain), so several timers falling due at once spread out.
+ * queue_timers_expire() and queue_destroy() take every delayed one back
+ * with timer_cancel_owner() (without q->lock, which the callback takes),
+ * in due order, and append them to the due FIFO or hand them to drop;
+ * until then they still count in delayed_len, so drain and the
+ * dispatchers' exit rule never see them missing.
  *
  * Signals: dispatchers, queue_push() and queue_stop() signal after
- * unlocking, as above. queue_job_done(), queue_resume() and
- * queue_timers_expire() signal while holding the lock: they are called from
- * threads the queue does not join (transport callbacks), and once they
+ * unlocking, as above. queue_job_done(), queue_resume(),
+ * queue_timers_expire() and the timer callback signal while holding the
+ * lock: they are called from threads the queue does not join (transport
+ * callbacks, the timer thread), and once they
  * unlock, the job they finished or resumed can complete, queue_drain()
  * return and queue_destroy() free the condition variable that a late
  * signal would still touch. Under the lock, their last access to the queue
@@ -71,14 +73,14 @@
  *
  * Threads: any thread pushes, drains, stops, resumes, finishes jobs and
  * reads the counters; the dispatcher threads (fixed pool, started by
- * queue_new(), joined by queue_destroy()) run the jobs and continuations.
+ * queue_new() with core/thread.h, joined by queue_destroy()) run the jobs
+ * and continuations; the timer thread makes delayed continuations due.
  */
-#include "core/clock.h"
 #include "queue/queue.h"
+#include "core/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +88,8 @@
 #include <time.h>
 
 #include "core/heap.h"
+#include "core/thread.h"
+#include "core/timer.h"
 
 /* One queued job. */
 typedef struct queue_node {
@@ -98,9 +102,9 @@ typedef struct queue_node {
 /* One continuation of a started job (manual_done mode). */
 typedef struct queue_cont {
     struct queue_cont *next; /* Next due continuation, in FIFO order. */
+    struct queue *q;         /* For the timer callback. */
     void *job;               /* Borrowed from the owner until run. */
-    int64_t when_ms;         /* Due time, monotonic ms. */
-    uint64_t seq;            /* Resume sequence: FIFO among equal times. */
+    timer_entry timer;       /* Armed while delayed; owner q. */
 } queue_cont;
 
 /* One key with at least one queued or running job. */
@@ -137,8 +141,10 @@ struct queue {
     queue_cont *due_head; /* Due continuations, FIFO, before new jobs. */
     queue_cont *due_tail;
     size_t due_len;
-    heap timers;            /* Delayed continuations; grows on push. */
-    uint64_t next_cont_seq; /* Sequence of the next delayed resume. */
+    size_t delayed_len;  /* Continuations armed in the timer engine. */
+    bool timers_closed;  /* destroy: resumes go to the due FIFO. */
+    herald_timer *timer; /* Borrowed (cfg) or the shared engine. */
+    bool timer_shared;   /* timer is a timer_shared_acquire() ref. */
 
     queue_run_cb run;
     queue_drop_cb drop;
@@ -154,15 +160,7 @@ void queue_config_init(queue_config *cfg)
     cfg->threads = QUEUE_DEFAULT_THREADS;
     cfg->drop = NULL;
     cfg->manual_done = false;
-}
-
-/* Monotonic milliseconds, the clock of herald_now_ms(). */
-static int64_t queue_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    cfg->timer = NULL;
 }
 
 /* FNV-1a 64: short keys (16 hex digit fingerprints), good spread. */
@@ -209,17 +207,6 @@ static bool queue_key_before(const void *pa, const void *pb)
     return a->head->seq < b->head->seq;
 }
 
-/* True when continuation a falls due before b. */
-static bool queue_cont_before(const void *pa, const void *pb)
-{
-    const queue_cont *a = pa;
-    const queue_cont *b = pb;
-
-    if (a->when_ms != b->when_ms)
-        return a->when_ms < b->when_ms;
-    return a->seq < b->seq;
-}
-
 /*
  * Adds a runnable key to the heap. Caller holds q->lock. Never fails:
  * queue_new() reserved capacity slots and live keys <= size <= capacity.
@@ -227,12 +214,6 @@ static bool queue_cont_before(const void *pa, const void *pb)
 static void queue_heap_push(queue *q, queue_key *qk)
 {
     (void)heap_push(&q->keys, qk);
-}
-
-/* The earliest delayed continuation, or NULL. Caller holds q->lock. */
-static queue_cont *queue_timers_first(const queue *q)
-{
-    return heap_peek(&q->timers);
 }
 
 /* Appends c to the due FIFO. Caller holds q->lock. */
@@ -247,16 +228,49 @@ static void queue_due_append(queue *q, queue_cont *c)
     q->due_len++;
 }
 
-/* Moves the delayed continuations that fell due to the FIFO. Holds lock. */
-static void queue_timers_collect(queue *q)
+/*
+ * The timer callback of a delayed continuation (timer thread): it fell
+ * due, so it joins the due FIFO. Short: a lock, a few pointers and a
+ * signal.
+ */
+static void queue_cont_fire(void *arg)
 {
-    int64_t now;
+    queue_cont *c = arg;
+    queue *q = c->q;
 
-    if (heap_len(&q->timers) == 0)
-        return;
-    now = queue_now_ms();
-    while (heap_len(&q->timers) > 0 && queue_timers_first(q)->when_ms <= now)
-        queue_due_append(q, heap_pop(&q->timers));
+    pthread_mutex_lock(&q->lock);
+    q->delayed_len--;
+    queue_due_append(q, c);
+    /* Signalled under the lock: see "Signals" at the top. */
+    if (q->idle_threads > 0)
+        pthread_cond_signal(&q->work_cond);
+    pthread_mutex_unlock(&q->lock);
+}
+
+/*
+ * Takes every delayed continuation back from the timer engine, in due
+ * order, linked through their next field; none of their callbacks runs
+ * after this. No lock held (the callback takes q->lock). They still count
+ * in delayed_len: the caller moves them under q->lock and subtracts *n.
+ */
+static queue_cont *queue_delayed_take(queue *q, size_t *n)
+{
+    queue_cont *list = NULL;
+    queue_cont **tail = &list;
+    timer_entry *e;
+
+    *n = 0;
+    if (!q->timer)
+        return NULL;
+    for (e = timer_cancel_owner(q->timer, q); e; e = e->next) {
+        queue_cont *c = e->arg;
+
+        c->next = NULL;
+        *tail = c;
+        tail = &c->next;
+        (*n)++;
+    }
+    return list;
 }
 
 /*
@@ -266,7 +280,7 @@ static void queue_timers_collect(queue *q)
 static bool queue_idle(const queue *q)
 {
     return q->size == 0 && q->executing == 0 && q->due_len == 0 &&
-           heap_len(&q->timers) == 0;
+           q->delayed_len == 0;
 }
 
 /*
@@ -279,27 +293,17 @@ static bool queue_dispatcher_done(const queue *q)
 {
     if (!q->stopping)
         return false;
-    return q->closing || !q->manual ||
-           (q->size == 0 && heap_len(&q->timers) == 0);
+    return q->closing || !q->manual || (q->size == 0 && q->delayed_len == 0);
 }
 
 /*
- * Waits for work: until signalled, or until the earliest delayed
- * continuation is due. Caller holds q->lock.
+ * Waits for work: a runnable key, a due continuation (the timer callback
+ * signals), stop or destroy. Caller holds q->lock.
  */
 static void queue_dispatcher_wait(queue *q)
 {
     q->idle_threads++;
-    if (heap_len(&q->timers) > 0) {
-        int64_t when = queue_timers_first(q)->when_ms;
-        struct timespec deadline;
-
-        deadline.tv_sec = (time_t)(when / 1000);
-        deadline.tv_nsec = (long)(when % 1000) * 1000000L;
-        pthread_cond_timedwait(&q->work_cond, &q->lock, &deadline);
-    } else {
-        pthread_cond_wait(&q->work_cond, &q->lock);
-    }
+    pthread_cond_wait(&q->work_cond, &q->lock);
     q->idle_threads--;
 }
 
@@ -314,7 +318,6 @@ static void *queue_dispatcher_main(void *arg)
         bool wake_next = false;
         bool wake_drain;
 
-        queue_timers_collect(q);
         if (q->due_head) {
             /* Continuations first: they finish work already started. */
             queue_cont *c = q->due_head;
@@ -388,33 +391,21 @@ static void queue_errstr(char *errstr, size_t errstr_size, const char *msg)
         snprintf(errstr, errstr_size, "%s", msg);
 }
 
-/* Starts the dispatcher threads with the process signals blocked. */
+/* Starts the dispatcher threads (core/thread.h: signals blocked, named). */
 static int queue_threads_start(queue *q, int nthreads)
 {
-    sigset_t block;
-    sigset_t saved;
     int rc = 0;
 
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGHUP);
-    sigaddset(&block, SIGQUIT);
-    sigaddset(&block, SIGUSR1);
-    sigaddset(&block, SIGUSR2);
-    pthread_sigmask(SIG_BLOCK, &block, &saved);
     while (q->nthreads < nthreads) {
-        char name[16];
+        char name[24]; /* Cut to HERALD_THREAD_NAME_MAX by the callee. */
 
-        rc = pthread_create(&q->threads[q->nthreads], NULL,
-                            queue_dispatcher_main, q);
+        snprintf(name, sizeof(name), "herald-q%d", q->nthreads);
+        rc = herald_thread_create(&q->threads[q->nthreads], name,
+                                  queue_dispatcher_main, q);
         if (rc != 0)
             break;
-        snprintf(name, sizeof(name), "herald-q%d", q->nthreads);
-        pthread_setname_np(q->threads[q->nthreads], name);
         q->nthreads++;
     }
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
     return rc;
 }
 
@@ -462,11 +453,6 @@ queue *queue_new(const queue_config *cfg, queue_run_cb run, void *opaque,
     q->manual = c.manual_done;
     q->opaque = opaque;
     heap_init(&q->keys, q->capacity, queue_key_before, NULL);
-    /*
-     * Delayed continuations were never capped (each is one small node the
-     * owner asked for): memory stays their only limit.
-     */
-    heap_init(&q->timers, HEAP_MAX_LEN, queue_cont_before, NULL);
     q->nbuckets = 16;
     while (q->nbuckets < q->capacity)
         q->nbuckets *= 2;
@@ -495,6 +481,16 @@ queue *queue_new(const queue_config *cfg, queue_run_cb run, void *opaque,
     q->lock_ready = true;
     pthread_condattr_destroy(&cattr);
     cattr_ready = false;
+
+    /* Only manual_done mode has delayed continuations, hence timers. */
+    if (q->manual && c.timer) {
+        q->timer = c.timer;
+    } else if (q->manual) {
+        q->timer = timer_shared_acquire(errstr, errstr_size);
+        if (!q->timer)
+            goto fail;
+        q->timer_shared = true;
+    }
 
     rc = queue_threads_start(q, c.threads);
     if (rc != 0) {
@@ -666,6 +662,8 @@ void queue_destroy(queue *q)
 {
     queue_cont *left = NULL;
     queue_cont **left_tail = &left;
+    queue_cont *delayed;
+    size_t ndelayed;
 
     if (!q)
         return;
@@ -678,25 +676,26 @@ void queue_destroy(queue *q)
         for (int i = 0; i < q->nthreads; i++)
             pthread_join(q->threads[i], NULL);
         /*
-         * No dispatcher is left; the lock still orders this against a
-         * late resume from another thread that returned before this call.
-         * Due ones (scheduled after the threads exited) go first, then
-         * the delayed ones in due order.
+         * No dispatcher is left. Resumes from now on go to the due FIFO
+         * (no new timer); the delayed ones leave the engine, then due
+         * ones (scheduled after the threads exited) go first, then the
+         * delayed ones in due order. The lock still orders this against
+         * a late resume from another thread that returned before this
+         * call.
          */
+        pthread_mutex_lock(&q->lock);
+        q->timers_closed = true;
+        pthread_mutex_unlock(&q->lock);
+        delayed = queue_delayed_take(q, &ndelayed);
         pthread_mutex_lock(&q->lock);
         *left_tail = q->due_head;
         if (q->due_tail)
             left_tail = &q->due_tail->next;
+        *left_tail = delayed;
         q->due_head = NULL;
         q->due_tail = NULL;
         q->due_len = 0;
-        while (heap_len(&q->timers) > 0) {
-            queue_cont *c = heap_pop(&q->timers);
-
-            c->next = NULL;
-            *left_tail = c;
-            left_tail = &c->next;
-        }
+        q->delayed_len -= ndelayed;
         pthread_mutex_unlock(&q->lock);
         while (left) {
             queue_cont *c = left;
@@ -722,7 +721,8 @@ void queue_destroy(queue *q)
             free(qk);
         }
     }
-    heap_free(&q->timers);
+    if (q->timer_shared)
+        timer_shared_release();
     free(q->threads);
     heap_free(&q->keys);
     free(q->buckets);
@@ -802,30 +802,31 @@ herald_err queue_resume(queue *q, void *job, int64_t when_ms)
     if (!q->manual)
         return HERALD_ERR_INVALID;
     /* Allocate and read the clock before locking: a short section. */
-    c = malloc(sizeof(*c));
+    c = calloc(1, sizeof(*c));
     if (!c)
         return HERALD_ERR_NOMEM;
-    c->next = NULL;
+    c->q = q;
     c->job = job;
-    c->when_ms = when_ms;
-    c->seq = 0;
+    timer_entry_init(&c->timer, q);
     if (when_ms > 0)
-        now = queue_now_ms();
+        now = herald_now_ms();
 
     pthread_mutex_lock(&q->lock);
-    if (when_ms <= now) {
+    if (when_ms <= now || q->timers_closed) {
         queue_due_append(q, c);
         wake = q->idle_threads > 0;
     } else {
-        /* May grow under the lock: memory only, no I/O or callback. */
-        c->seq = q->next_cont_seq;
-        if (heap_push(&q->timers, c) != HERALD_OK) {
+        /*
+         * Armed under q->lock (q->lock, then the engine's), so resumes of
+         * one queue are added to the engine in call order: equal due
+         * times fire in that order.
+         */
+        if (timer_add(q->timer, &c->timer, when_ms, queue_cont_fire, c) !=
+            HERALD_OK) {
             err = HERALD_ERR_NOMEM;
             goto unlock;
         }
-        q->next_cont_seq++;
-        /* A new earliest deadline: idle dispatchers wait for a later one. */
-        wake = queue_timers_first(q) == c && q->idle_threads > 0;
+        q->delayed_len++;
     }
     c = NULL; /* Owned by the queue now. */
     /* Signalled under the lock: see "Signals" at the top. */
@@ -839,12 +840,22 @@ unlock:
 
 void queue_timers_expire(queue *q)
 {
+    queue_cont *delayed;
+    size_t ndelayed;
     bool wake;
 
+    if (!q->manual)
+        return;
+    /* In due order: they run in that order, before new jobs. */
+    delayed = queue_delayed_take(q, &ndelayed);
     pthread_mutex_lock(&q->lock);
-    /* Popping the heap keeps the due order (due time, then sequence). */
-    while (heap_len(&q->timers) > 0)
-        queue_due_append(q, heap_pop(&q->timers));
+    while (delayed) {
+        queue_cont *c = delayed;
+
+        delayed = c->next;
+        queue_due_append(q, c);
+    }
+    q->delayed_len -= ndelayed;
     wake = q->due_len > 0 && q->idle_threads > 0;
     /* Signalled under the lock: see "Signals" at the top. */
     if (wake)
@@ -857,7 +868,7 @@ size_t queue_pending_continuations(queue *q)
     size_t n;
 
     pthread_mutex_lock(&q->lock);
-    n = q->due_len + heap_len(&q->timers);
+    n = q->due_len + q->delayed_len;
     pthread_mutex_unlock(&q->lock);
     return n;
 }

@@ -36,8 +36,8 @@
  * key's next job does not start) and the job counts against capacity, so the
  * per-key order and the bound above hold unchanged. Due continuations run
  * before new jobs: they finish work already started. Delayed continuations
- * wait in a binary min-heap by (due time, sequence); dispatcher threads wait
- * with a timed wait on CLOCK_MONOTONIC until the earliest is due.
+ * wait in the process timer engine (core/timer.h), whose callback makes
+ * them due and wakes a dispatcher.
  *
  * Data structures: a hash map from key to a per-key FIFO of jobs, and a
  * binary min-heap of the runnable keys ordered by (head priority, head push
@@ -58,6 +58,7 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/timer.h"
 
 typedef struct queue queue;
 
@@ -110,11 +111,17 @@ typedef struct queue_config {
      * against capacity. Enables queue_resume() and queue_timers_expire().
      */
     bool manual_done;
+    /*
+     * The timer engine of delayed continuations (manual_done mode only),
+     * borrowed until queue_destroy() returned; NULL (the default): the
+     * process-wide engine (timer_shared_acquire()).
+     */
+    herald_timer *timer;
 } queue_config;
 
 /*
  * Fills cfg with the defaults (capacity 10000, 16 threads, no drop, not
- * manual_done).
+ * manual_done, the shared timer engine).
  */
 void queue_config_init(queue_config *cfg);
 
@@ -123,11 +130,12 @@ void queue_config_init(queue_config *cfg);
  * be NULL for the defaults; run is required; opaque is passed to run and
  * drop, borrowed for the queue's lifetime. The dispatcher threads block the
  * usual process signals (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2)
- * so that they reach the main thread.
+ * so that they reach the main thread (core/thread.h).
  * Returns the queue (free with queue_destroy()), or NULL with a sentence in
  * errstr (errstr_size bytes, may be 0) on an invalid configuration (capacity
  * above QUEUE_MAX_CAPACITY, threads negative or above QUEUE_MAX_THREADS, no
- * run callback), out of memory, or when a thread cannot be started.
+ * run callback), out of memory, or when a thread (a dispatcher, or the
+ * shared timer engine's) cannot be started.
  */
 queue *queue_new(const queue_config *cfg, queue_run_cb run, void *opaque,
                  char *errstr, size_t errstr_size);

@@ -1298,7 +1298,7 @@ START_TEST(test_start_deadline_on_timer_thread)
     publish_opts_default(&o);
     o.deadline_ms = 200;
     start_and_wait(PUBLISH_MODE_MULTIPLE, tg, ntg, &o, &res, &d);
-    ck_assert_str_eq(d.thread_name, "herald-pp-timer");
+    ck_assert_str_eq(d.thread_name, "herald-timer");
     ck_assert_int_eq(d.err, HERALD_OK);
     ck_assert(res.partial_success);
     ck_assert_int_eq(find(&res, "fast")->outcome, PUBLISH_OUTCOME_DELIVERED);
@@ -1311,7 +1311,7 @@ START_TEST(test_start_deadline_on_timer_thread)
 
     /* Only the slow one: the fan-out itself reports the deadline. */
     start_and_wait(PUBLISH_MODE_MULTIPLE, tg + 1, 1, &o, &res, &d);
-    ck_assert_str_eq(d.thread_name, "herald-pp-timer");
+    ck_assert_str_eq(d.thread_name, "herald-timer");
     ck_assert_int_eq(d.err, HERALD_ERR_DEADLINE);
     ck_assert_uint_eq(res.failed, 1);
     /* The late response is still counted, and never calls back again. */
@@ -1336,7 +1336,7 @@ START_TEST(test_start_cancel)
     pthread_create(&th, NULL, canceller, NULL);
     start_and_wait(PUBLISH_MODE_MULTIPLE, tg, ntg, &o, &res, &d);
     pthread_join(th, NULL);
-    ck_assert_str_eq(d.thread_name, "herald-pp-timer");
+    ck_assert_str_eq(d.thread_name, "herald-timer");
     ck_assert_int_eq(d.err, HERALD_ERR_CANCELLED);
     ck_assert_uint_eq(res.failed, 2);
     ck_assert_str_eq(res.targets[0].error, "cancelled");

@@ -37,6 +37,7 @@
 #include "core/admin.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/thread.h"
 
 #ifndef HERALD_VERSION
 #define HERALD_VERSION "unknown"
@@ -306,7 +307,8 @@ dlq *dlq_new(const char *brokers, const char *topic, const char *const *props,
         rd_kafka_conf_destroy(conf);
         goto fail;
     }
-    if (pthread_create(&d->poller, NULL, dlq_poll_main, d) != 0) {
+    if (herald_thread_create(&d->poller, "herald-dlq", dlq_poll_main, d) !=
+        0) {
         snprintf(errstr, errstr_size, "dlq: cannot start the poll thread");
         goto fail;
     }
