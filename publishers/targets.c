@@ -1,23 +1,20 @@
 /*
- * targets.c: the immutable target set and the hot-reload registry (see
- * targets.h).
+ * targets.c: the immutable target set (see targets.h): lookups, reference
+ * counting, and freeing a set and its targets.
  *
- * Data flow: targets_load() (targets_load.c) builds a set from the file;
- * the set is handed out by reference (targets_acquire/release); a reload
- * builds a new set and swaps the pointer in the registry, and the old set
- * is freed when its last holder releases it.
+ * Data flow: targets_load() (targets_load.c) builds a set; the set is
+ * handed out by reference (targets_acquire/release) and freed when its
+ * last holder releases it; the registry (targets_registry.c) swaps sets on
+ * reload.
  *
  * Threads: a loaded set is immutable, so any thread may read it while it
- * holds a reference. The registry's mutex guards only its current
- * pointer; a second mutex serialises reloads.
+ * holds a reference; the reference count is atomic.
  */
 #include "publishers/targets.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "publishers/matchers.h"
 #include "publishers/plugins.h"
@@ -160,85 +157,4 @@ void targets_release(target_set *set)
         return;
     if (atomic_fetch_sub_explicit(&set->refs, 1, memory_order_acq_rel) == 1)
         targets_set_free(set);
-}
-
-/* ------------------------------------------------------------------ */
-/* Registry                                                            */
-/* ------------------------------------------------------------------ */
-
-struct targets_registry {
-    pthread_mutex_t lock;        /* Guards cur. */
-    pthread_mutex_t reload_lock; /* Serialises reloads. */
-    target_set *cur;
-};
-
-targets_registry *targets_registry_new(target_set *initial)
-{
-    targets_registry *reg = calloc(1, sizeof(*reg));
-
-    if (!reg)
-        return NULL;
-    pthread_mutex_init(&reg->lock, NULL);
-    pthread_mutex_init(&reg->reload_lock, NULL);
-    reg->cur = initial;
-    return reg;
-}
-
-void targets_registry_destroy(targets_registry *reg)
-{
-    if (!reg)
-        return;
-    targets_release(reg->cur);
-    pthread_mutex_destroy(&reg->lock);
-    pthread_mutex_destroy(&reg->reload_lock);
-    free(reg);
-}
-
-target_set *targets_registry_current(targets_registry *reg)
-{
-    target_set *set;
-
-    pthread_mutex_lock(&reg->lock);
-    set = targets_acquire(reg->cur);
-    pthread_mutex_unlock(&reg->lock);
-    return set;
-}
-
-void targets_registry_swap(targets_registry *reg, target_set *set)
-{
-    target_set *old;
-
-    pthread_mutex_lock(&reg->lock);
-    old = reg->cur;
-    reg->cur = set;
-    pthread_mutex_unlock(&reg->lock);
-    /* The last reference may free a big set: never under the lock. */
-    targets_release(old);
-}
-
-herald_err targets_registry_reload(targets_registry *reg, const char *path,
-                                   char *errstr, size_t errstr_size)
-{
-    target_set *set = NULL;
-    herald_err err;
-
-    pthread_mutex_lock(&reg->reload_lock);
-    err = targets_load(path, &set, errstr, errstr_size);
-    if (!err)
-        targets_registry_swap(reg, set);
-    pthread_mutex_unlock(&reg->reload_lock);
-    return err;
-}
-
-bool targets_file_changed(const char *path, struct timespec *last_mtime)
-{
-    struct stat st;
-
-    if (stat(path, &st) != 0)
-        return false;
-    if (st.st_mtim.tv_sec == last_mtime->tv_sec &&
-        st.st_mtim.tv_nsec == last_mtime->tv_nsec)
-        return false;
-    *last_mtime = st.st_mtim;
-    return true;
 }

@@ -2,8 +2,8 @@
  * targets_int.h: what the files of the targets.yaml module share (private;
  * include only from publishers/targets*.c).
  *
- *   targets.c         the immutable target set (refcounted) and the reload
- *                     registry
+ *   targets.c         the immutable target set (refcounted)
+ *   targets_registry.c the current set and its reload
  *   targets_schema.c  the schema tables of the generic keys
  *   targets_load.c    the YAML loader: file:line:col errors, ${ENV}
  *   targets_print.c   the masked JSON/YAML view (check-config, GET
