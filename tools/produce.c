@@ -73,43 +73,64 @@ typedef struct produce_settings {
 
 #define PRODUCE_FIELD(f) offsetof(produce_settings, f)
 
-static const char *const produce_key_words[] = {"fingerprint", "group",
-                                                "none", NULL};
-static const int produce_key_values[] = {
-    PRODUCE_KEY_FINGERPRINT, PRODUCE_KEY_GROUP, PRODUCE_KEY_NONE};
+static const char *const produce_key_words[] = {"fingerprint", "group", "none",
+                                                NULL};
+static const int produce_key_values[] = {PRODUCE_KEY_FINGERPRINT,
+                                         PRODUCE_KEY_GROUP, PRODUCE_KEY_NONE};
 
 /* The one option table of `herald produce`; defaults in produce_main(). */
 static const options_entry produce_entries[] = {
     OPTIONS_ENTRY_BROKERS(produce_settings, brokers),
-    {.name = "topic", .short_name = 't', .type = OPTIONS_STRING,
-     .offset = PRODUCE_FIELD(ctx.topic), .flags = OPTIONS_REQUIRED,
-     .arg = "NAME", .help = "topic"},
+    {.name = "topic",
+     .short_name = 't',
+     .type = OPTIONS_STRING,
+     .offset = PRODUCE_FIELD(ctx.topic),
+     .flags = OPTIONS_REQUIRED,
+     .arg = "NAME",
+     .help = "topic"},
     OPTIONS_ENTRY_PROPERTY(produce_settings, props),
-    {.name = "create-topic", .type = OPTIONS_INT,
-     .offset = PRODUCE_FIELD(create_partitions), .arg = "N", .min = 1,
+    {.name = "create-topic",
+     .type = OPTIONS_INT,
+     .offset = PRODUCE_FIELD(create_partitions),
+     .arg = "N",
+     .min = 1,
      .max = 100000,
      .help = "create the topic with N partitions if it does not\n"
              "exist"},
-    {.name = "replication-factor", .type = OPTIONS_INT,
-     .offset = PRODUCE_FIELD(rf), .arg = "R", .min = -1, .max = 1000,
+    {.name = "replication-factor",
+     .type = OPTIONS_INT,
+     .offset = PRODUCE_FIELD(rf),
+     .arg = "R",
+     .min = -1,
+     .max = 1000,
      .help = "for --create-topic (-1: the broker's default)"},
-    {.name = "key-from", .type = OPTIONS_ENUM,
-     .offset = PRODUCE_FIELD(key_from), .arg = "KIND",
-     .words = produce_key_words, .values = produce_key_values,
+    {.name = "key-from",
+     .type = OPTIONS_ENUM,
+     .offset = PRODUCE_FIELD(key_from),
+     .arg = "KIND",
+     .words = produce_key_words,
+     .values = produce_key_values,
      .help = "message key: the fingerprint, the groupKey or\n"
              "none"},
-    {.name = "split", .type = OPTIONS_BOOL, .offset = PRODUCE_FIELD(ctx.split),
+    {.name = "split",
+     .type = OPTIONS_BOOL,
+     .offset = PRODUCE_FIELD(ctx.split),
      .neg_name = "no-split",
      .help = "one message per alert of a payload (--no-split:\n"
              "a payload stays one message)"},
-    {.name = "header", .short_name = 'H', .type = OPTIONS_LIST,
-     .offset = PRODUCE_FIELD(headers), .arg = "NAME=VALUE",
+    {.name = "header",
+     .short_name = 'H',
+     .type = OPTIONS_LIST,
+     .offset = PRODUCE_FIELD(headers),
+     .arg = "NAME=VALUE",
      .help = "add a message header, repeatable (e.g.\n"
              "herald-targets=a,b)"},
-    {.name = "allow-invalid", .type = OPTIONS_BOOL,
+    {.name = "allow-invalid",
+     .type = OPTIONS_BOOL,
      .offset = PRODUCE_FIELD(ctx.allow_invalid),
      .help = "produce invalid records anyway, unkeyed"},
-    {.name = "null-values", .type = OPTIONS_BOOL,
+    {.name = "null-values",
+     .type = OPTIONS_BOOL,
      .offset = PRODUCE_FIELD(ctx.null_values),
      .help = "a line `null` becomes a null value"},
     OPTIONS_ENTRY_LOG_LEVEL(produce_settings, level, 0),
@@ -138,8 +159,7 @@ static bool produce_headers_ok(const options_list *headers)
         const char *h = headers->items[i];
 
         if (!strchr(h, '=') || h[0] == '=') {
-            fprintf(stderr, "herald produce: -H %s: expected NAME=VALUE\n",
-                    h);
+            fprintf(stderr, "herald produce: -H %s: expected NAME=VALUE\n", h);
             return false;
         }
     }
@@ -395,21 +415,96 @@ static void produce_input(produce_ctx *ctx, const char *text, size_t len)
     }
 }
 
-int produce_main(int argc, char **argv)
+/* Reads the whole input (path, or stdin for NULL or "-") into input and
+ * names it in ctx for messages. Returns 0, or 2 after printing why. */
+static int produce_load_input(produce_ctx *ctx, const char *path, buf *input)
+{
+    FILE *in;
+    herald_err err;
+
+    if (!path || strcmp(path, "-") == 0) {
+        in = stdin;
+        ctx->input_name = "<stdin>";
+    } else {
+        in = fopen(path, "rb");
+        ctx->input_name = path;
+        if (!in) {
+            fprintf(stderr, "herald produce: %s: cannot open: %m\n", path);
+            return 2;
+        }
+    }
+    err = produce_read_all(in, input);
+    if (in != stdin)
+        fclose(in);
+    if (err != HERALD_OK) {
+        fprintf(stderr,
+                "herald produce: %s: cannot read (or larger than "
+                "%zu bytes)\n",
+                ctx->input_name, PRODUCE_MAX_INPUT);
+        return 2;
+    }
+    return 0;
+}
+
+/* Creates the topic when asked (--create-topic), then the idempotent
+ * producer (acks=all) into ctx->rk. Returns 0, or the exit status after
+ * printing why: 2 for a bad setting, 1 for the brokers. */
+static int produce_connect(const produce_settings *set, produce_ctx *ctx)
 {
     static const char *const defaults[] = {"enable.idempotence=true",
                                            "acks=all", "linger.ms=5"};
+    const char **props = (const char **)set->props.items;
+    rd_kafka_conf_t *conf;
+    char errstr[512];
+
+    if (set->create_partitions > 0) {
+        herald_err err =
+            admin_create_topic(set->brokers, props, set->props.n, ctx->topic,
+                               set->create_partitions, set->rf,
+                               PRODUCE_ADMIN_TIMEOUT_MS, errstr, sizeof errstr);
+
+        if (err != HERALD_OK) {
+            fprintf(stderr, "herald produce: %s\n", errstr);
+            return err == HERALD_ERR_INVALID ? 2 : 1;
+        }
+    }
+    conf = admin_conf_new(set->brokers, defaults, 3, props, set->props.n,
+                          errstr, sizeof errstr);
+    if (!conf) {
+        fprintf(stderr, "herald produce: %s\n", errstr);
+        return 2;
+    }
+    rd_kafka_conf_set_opaque(conf, ctx);
+    rd_kafka_conf_set_dr_msg_cb(conf, produce_dr_cb);
+    ctx->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!ctx->rk) {
+        fprintf(stderr, "herald produce: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return 1;
+    }
+    return 0;
+}
+
+/* Prints the summary line; returns the exit status: 1 when a record
+ * failed, 3 when invalid input was skipped, else 0. */
+static int produce_report(const produce_ctx *ctx)
+{
+    printf("produced %ld messages to %s (%ld invalid %s)\n", ctx->delivered,
+           ctx->topic, ctx->invalid,
+           ctx->allow_invalid ? "included" : "skipped");
+    if (ctx->failed > 0) {
+        fprintf(stderr, "herald produce: %ld messages failed\n", ctx->failed);
+        return 1;
+    }
+    return ctx->invalid > 0 && !ctx->allow_invalid ? 3 : 0;
+}
+
+int produce_main(int argc, char **argv)
+{
     produce_settings set;
     options_state st;
     produce_ctx ctx;
-    const char *brokers;
-    const char **props;
-    size_t n_props;
-    const char *path = NULL;
-    FILE *in = NULL;
     buf input;
-    rd_kafka_conf_t *conf = NULL;
-    char errstr[512];
     int status;
 
     memset(&set, 0, sizeof set);
@@ -425,87 +520,27 @@ int produce_main(int argc, char **argv)
     status = 2;
     if (!produce_headers_ok(&set.headers))
         goto out;
-    brokers = set.brokers;
-    props = (const char **)set.props.items;
-    n_props = set.props.n;
     ctx.key_from = (produce_key_from)set.key_from;
     ctx.hdrs = (const char **)set.headers.items;
     ctx.n_hdrs = set.headers.n;
-    if (st.argi < argc)
-        path = argv[st.argi];
     log_init((log_level)set.level, LOG_FORMAT_AUTO);
-
-    if (!path || strcmp(path, "-") == 0) {
-        in = stdin;
-        ctx.input_name = "<stdin>";
-    } else {
-        in = fopen(path, "rb");
-        ctx.input_name = path;
-        if (!in) {
-            fprintf(stderr, "herald produce: %s: cannot open: %m\n", path);
-            goto out;
-        }
-    }
-    if (produce_read_all(in, &input) != HERALD_OK) {
-        fprintf(stderr,
-                "herald produce: %s: cannot read (or larger than "
-                "%zu bytes)\n",
-                ctx.input_name, PRODUCE_MAX_INPUT);
+    status =
+        produce_load_input(&ctx, st.argi < argc ? argv[st.argi] : NULL, &input);
+    if (status == 0)
+        status = produce_connect(&set, &ctx);
+    if (status != 0)
         goto out;
-    }
-
-    if (set.create_partitions > 0) {
-        herald_err err = admin_create_topic(
-            brokers, props, n_props, ctx.topic, set.create_partitions, set.rf,
-            PRODUCE_ADMIN_TIMEOUT_MS, errstr, sizeof errstr);
-
-        if (err != HERALD_OK) {
-            fprintf(stderr, "herald produce: %s\n", errstr);
-            status = err == HERALD_ERR_INVALID ? 2 : 1;
-            goto out;
-        }
-    }
-
-    conf = admin_conf_new(brokers, defaults, 3, props, n_props, errstr,
-                          sizeof errstr);
-    if (!conf) {
-        fprintf(stderr, "herald produce: %s\n", errstr);
-        goto out;
-    }
-    rd_kafka_conf_set_opaque(conf, &ctx);
-    rd_kafka_conf_set_dr_msg_cb(conf, produce_dr_cb);
-    ctx.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    if (!ctx.rk) {
-        fprintf(stderr, "herald produce: %s\n", errstr);
-        rd_kafka_conf_destroy(conf);
-        status = 1;
-        goto out;
-    }
-    conf = NULL;
-
     produce_input(&ctx, input.data ? input.data : "", input.len);
 
     /* librdkafka fails every message after message.timeout.ms, so the
      * queue always drains and this loop ends. */
     while (rd_kafka_outq_len(ctx.rk) > 0)
         rd_kafka_flush(ctx.rk, 1000);
-
-    printf("produced %ld messages to %s (%ld invalid %s)\n", ctx.delivered,
-           ctx.topic, ctx.invalid, ctx.allow_invalid ? "included" : "skipped");
-    if (ctx.failed > 0) {
-        fprintf(stderr, "herald produce: %ld messages failed\n", ctx.failed);
-        status = 1;
-    } else if (ctx.invalid > 0 && !ctx.allow_invalid) {
-        status = 3;
-    } else {
-        status = 0;
-    }
+    status = produce_report(&ctx);
 out:
     fflush(stdout);
     if (ctx.rk)
         rd_kafka_destroy(ctx.rk);
-    if (in && in != stdin)
-        fclose(in);
     buf_free(&input);
     options_list_free(&set.props);
     options_list_free(&set.headers);
