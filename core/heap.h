@@ -15,7 +15,7 @@
  * caller's business. push and pop are O(log n), peek and len O(1).
  *
  * Not thread-safe: one owner at a time, or every call under the caller's
- * lock (the queue's q->lock, the publisher's timer_lock). The callbacks
+ * lock (the queue's q->lock, the timer engine's t->lock). The callbacks
  * run on the calling thread, inside the call, under whatever lock it holds:
  * they must only compare or store the index, never call back into the heap.
  */
