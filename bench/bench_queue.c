@@ -68,9 +68,11 @@ static int bench_keys(int nkeys, long jobs, bool manual)
     queue_config cfg;
     char err[256];
     char(*keys)[24] = calloc((size_t)nkeys, sizeof(*keys));
-    /* Manual: one job record per in-flight slot, reused round-robin. */
+    /* Manual: one job record per job. Records are never reused: jobs of
+     * different keys finish out of push order, so a reused record could
+     * still be in use. */
     bench_job *bj = NULL;
-    size_t nbj = QUEUE_DEFAULT_CAPACITY + 1;
+    size_t nbj = (size_t)jobs;
     long full = 0;
     double start;
     double secs;
@@ -102,14 +104,8 @@ static int bench_keys(int nkeys, long jobs, bool manual)
     for (long i = 0; i < jobs; i++) {
         void *job = NULL;
 
-        /*
-         * Reusing slot i % (capacity + 1) is safe: push i - 1 succeeded,
-         * so at most capacity jobs (i - capacity .. i - 1) were held then,
-         * and job i - capacity - 1, the slot's last user, had been
-         * finished with queue_job_done(), its last touch of the slot.
-         */
         if (manual) {
-            bench_job *j = &bj[(size_t)i % nbj];
+            bench_job *j = &bj[i];
 
             j->key = keys[i % nkeys];
             j->runs = 0;
