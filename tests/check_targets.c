@@ -260,8 +260,13 @@ START_TEST(test_errors)
         /* Bad regex. */
         {"targets:\n  - name: a\n    type: webhook\n    url: http://h/\n"
          "    matchers:\n      - env=prod\n      - 'team=~\"(\"'\n",
-         "t.yaml:7:9: targets[0].matchers[1]: bad regex \"(\": "
-         "Unmatched ( or \\("},
+         "t.yaml:7:9: targets[0].matchers[1]: regex \"(\": missing closing "
+         "parenthesis"},
+        /* A construct RE2 does not have, with its position. */
+        {"targets:\n  - name: a\n    type: webhook\n    url: http://h/\n"
+         "    matchers:\n      - '{env=prod, team=~\"a\\\\1\"}'\n",
+         "t.yaml:6:9: targets[0].matchers[0]: matcher 2 of the list: regex "
+         "\"a\\1\": backreference at position 2 is not RE2 syntax"},
         /* Missing required keys. */
         {"targets:\n  - type: webhook\n    url: http://h/\n",
          "t.yaml:2:5: targets[0]: name: missing required key"},
