@@ -15,7 +15,6 @@
 #include "publishers/re2.h"
 
 #include <pcre2.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +42,8 @@ struct re2_regex {
     pcre2_match_context *mctx;
 };
 
-static atomic_uint_fast64_t limit_hits;
+/* Per thread, so a caller can tell which of its matches hit a limit. */
+static _Thread_local uint64_t limit_hits;
 
 /* The state of one walk over a pattern. */
 typedef struct re2_walk {
@@ -603,7 +603,7 @@ bool re2_match(const re2_regex *re, const char *s, size_t len)
     /* A full state table is a limit as well: the answer is unknown. */
     if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
         rc == PCRE2_ERROR_HEAPLIMIT || rc == PCRE2_ERROR_DFA_WSSIZE)
-        atomic_fetch_add(&limit_hits, 1);
+        limit_hits++;
     /* 0 means a match with more matches than the data holds. A value that
      * is not UTF-8 is an error, so no match (herald's alerts are UTF-8). */
     return rc >= 0;
@@ -611,5 +611,5 @@ bool re2_match(const re2_regex *re, const char *s, size_t len)
 
 uint64_t re2_limit_hits(void)
 {
-    return atomic_load(&limit_hits);
+    return limit_hits;
 }

@@ -58,7 +58,11 @@ void re2_destroy(re2_regex *re);
  */
 bool re2_match(const re2_regex *re, const char *s, size_t len);
 
-/* Matches that hit the match, depth or heap limit since start. Any thread. */
+/*
+ * Matches on the calling thread that hit a limit (match, depth, heap or
+ * DFA workspace) since the thread started: compare before and after a
+ * match to count them. Any thread.
+ */
 uint64_t re2_limit_hits(void);
 
 #endif

@@ -353,6 +353,25 @@ START_TEST(test_re2_large)
         ck_assert_uint_eq(re2_limit_hits(), hits);
         re2_destroy(re);
     }
+
+    /* More live states than the DFA workspace holds: a limit, counted,
+     * and no match (so !~ holds). */
+    {
+        static char many[3000];
+        uint64_t hits = re2_limit_hits();
+        target_matcher m;
+
+        memset(many, 'a', sizeof(many) - 1);
+        ck_assert_int_eq(matcher_parse("v!~\"(?:a{0,1000}){8}(?:b|c)\"", &m,
+                                       why, sizeof(why)),
+                         HERALD_OK);
+        ck_assert(matcher_match(&m, many));
+        ck_assert_uint_eq(re2_limit_hits(), hits + 1);
+        ck_assert(matcher_match(&m, "aax"));
+        ck_assert(!matcher_match(&m, "aab"));
+        ck_assert_uint_eq(re2_limit_hits(), hits + 1);
+        matcher_free(&m);
+    }
     re2_destroy(NULL);
 }
 END_TEST
