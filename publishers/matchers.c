@@ -159,9 +159,12 @@ static herald_err parse_one(const char *text, const char *end,
 
         err = re2_compile(out->value, &out->re, why, sizeof(why));
         if (err) {
-            snprintf(errstr, errstr_size, "regex \"%.*s\": %s",
-                     strlen(out->value) > 200 ? 200 : (int)strlen(out->value),
-                     out->value, why);
+            size_t n = strlen(out->value);
+
+            /* A long regex is shown by its start only. */
+            snprintf(errstr, errstr_size, "regex \"%.*s%s\": %s",
+                     n > 200 ? 200 : (int)n, out->value, n > 200 ? "..." : "",
+                     why);
             goto fail;
         }
     }
