@@ -282,7 +282,7 @@ static herald_err walk_class(re2_walk *w)
 }
 
 /* Inline flags "(?flags)" or "(?flags:" at w->i (on the first flag). */
-static herald_err walk_flags(re2_walk *w, size_t at, bool *group)
+static herald_err walk_flags(re2_walk *w, size_t at)
 {
     size_t j = w->i;
     bool neg = false;
@@ -306,7 +306,6 @@ static herald_err walk_flags(re2_walk *w, size_t at, bool *group)
         return refuse(w, j, "this flag (RE2 has i, m, s, U)");
     if ((w->p[j] != ')' && w->p[j] != ':') || !any)
         return refuse(w, at, "this group syntax");
-    *group = w->p[j] == ':';
     if (emit(w, "(?", 2) || emit(w, w->p + w->i, j + 1 - w->i))
         return HERALD_ERR_NOMEM;
     w->i = j + 1;
@@ -330,16 +329,12 @@ static herald_err walk_name(re2_walk *w, size_t at)
     return HERALD_OK;
 }
 
-/*
- * "(" at w->i. *group is true when it opens a group (false for a flag-only
- * "(?i)", which is not something a quantifier may follow).
- */
-static herald_err walk_group(re2_walk *w, bool *group)
+/* "(" at w->i: a group, or flags such as "(?i)". */
+static herald_err walk_group(re2_walk *w)
 {
     size_t at = w->i;
     const char *p = w->p + at;
 
-    *group = true;
     if (p[1] == '*')
         return refuse(w, at, "backtracking verb \"(*\"");
     if (p[1] != '?') {
@@ -380,7 +375,7 @@ static herald_err walk_group(re2_walk *w, bool *group)
     if (is_digit(p[2]) || (p[2] == '-' && is_digit(p[3])))
         return refuse(w, at, "recursion");
     w->i += 2;
-    return walk_flags(w, at, group);
+    return walk_flags(w, at);
 }
 
 /*
@@ -438,7 +433,6 @@ static herald_err walk(re2_walk *w)
         size_t at = w->i;
         char c = w->p[at];
         bool is_repeat = false;
-        bool group;
 
         switch (c) {
         case '\\':
@@ -459,20 +453,8 @@ static herald_err walk(re2_walk *w)
             atom = true;
             break;
         case '(':
-            err = walk_group(w, &group);
-            (void)group; /* Nothing to repeat right after "(" or "(?i)". */
-            atom = false;
-            break;
-        case ')':
-        case '^':
-        case '$':
-            err = emit(w, &c, 1);
-            w->i++;
-            atom = true;
-            break;
-        case '|':
-            err = emit(w, &c, 1);
-            w->i++;
+            /* Nothing to repeat right after "(" or "(?i)". */
+            err = walk_group(w);
             atom = false;
             break;
         case '{':
@@ -480,17 +462,14 @@ static herald_err walk(re2_walk *w)
             if (!is_repeat)
                 atom = true;
             break;
-        case '*':
-        case '+':
-        case '?':
-            err = emit(w, &c, 1);
-            w->i++;
-            is_repeat = true;
-            break;
         default:
+            /* One character: a literal, ")", "^" or "$" may be repeated,
+             * "|" may not; "*", "+" and "?" are repeats. */
             err = emit(w, &c, 1);
             w->i++;
-            atom = true;
+            is_repeat = c == '*' || c == '+' || c == '?';
+            if (!is_repeat)
+                atom = c != '|';
             break;
         }
         if (err || !is_repeat) {
