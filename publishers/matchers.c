@@ -8,12 +8,8 @@
  * target_matches() (publishers/target.c), which calls matchers_match_all(),
  * for every (alert, target) pair, from dispatcher threads.
  *
- * The grammar follows Alertmanager's matcher syntax
- * (https://prometheus.io/docs/alerting/latest/configuration/#matcher):
- * a label name ([a-zA-Z_][a-zA-Z0-9_]*), optional spaces, one of the
- * operators =, !=, =~, !~, optional spaces, and a value that is either
- * double-quoted (escapes \" \\ \n) or bare (the rest of the string, with
- * surrounding spaces removed).
+ * The grammar is Alertmanager's (pkg/labels ParseMatchers and
+ * ParseMatcher): see matchers.h. Regexes go to publishers/re2.
  */
 #include "publishers/matchers.h"
 
@@ -21,9 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "publishers/re2.h"
+
 static bool name_start(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+           c == ':';
 }
 
 static bool name_char(char c)
@@ -31,9 +30,15 @@ static bool name_char(char c)
     return name_start(c) || (c >= '0' && c <= '9');
 }
 
-static const char *skip_spaces(const char *p)
+/* Go's \s, which Alertmanager's matcher regex uses around the tokens. */
+static bool is_space(char c)
 {
-    while (*p == ' ' || *p == '\t')
+    return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r';
+}
+
+static const char *skip_spaces(const char *p, const char *end)
+{
+    while (p < end && is_space(*p))
         p++;
     return p;
 }
@@ -50,149 +55,129 @@ const char *matcher_op_name(target_match_op op)
 }
 
 /*
- * Reads the value starting at p into a new string. Quoted values end at
- * the closing quote, which must be the last non-space character.
+ * Unescapes the raw value p..end (spaces already trimmed) as Alertmanager
+ * does: an optional opening quote that then needs its closing quote as the
+ * last character, \" \\ and \n escapes, other backslashes kept.
  */
-static herald_err parse_value(const char *p, char **out, char *errstr,
-                              size_t errstr_size)
+static herald_err parse_value(const char *p, const char *end, char **out,
+                              char *errstr, size_t errstr_size)
 {
     buf b;
     herald_err err = HERALD_OK;
-    size_t n;
+    bool quoted = p < end && *p == '"';
+    const char *raw = p;
 
-    buf_init(&b, strlen(p) + 1);
-    if (*p != '"') {
-        n = strlen(p);
-        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-            n--;
-        if (n > 0 && memchr(p, '"', n)) {
-            snprintf(errstr, errstr_size,
-                     "unexpected '\"' in unquoted matcher value");
-            err = HERALD_ERR_CONFIG;
-            goto out;
-        }
-        err = buf_append(&b, p, n);
-        goto out;
-    }
-    p++;
-    for (;;) {
+    buf_init(&b, (size_t)(end - p) + 1);
+    if (quoted)
+        p++;
+    for (; !err && p < end; p++) {
         char c = *p;
 
-        if (c == '\0') {
-            snprintf(errstr, errstr_size, "unterminated quoted matcher value");
-            err = HERALD_ERR_CONFIG;
-            goto out;
-        }
-        if (c == '"')
-            break;
-        if (c == '\\') {
+        if (c == '\\' && p + 1 < end) {
             p++;
             if (*p == 'n')
-                c = '\n';
+                err = buf_append(&b, "\n", 1);
             else if (*p == '"' || *p == '\\')
-                c = *p;
-            else {
-                /* Keep unknown escapes as written: regexes need them. */
-                err = buf_append(&b, "\\", 1);
-                if (err)
-                    goto out;
-                if (*p == '\0')
-                    continue;
-                c = *p;
-            }
+                err = buf_append(&b, p, 1);
+            else
+                err = buf_append(&b, p - 1, 2);
+            continue;
+        }
+        if (c == '"') {
+            if (!quoted || p + 1 < end)
+                break;
+            quoted = false;
+            continue;
         }
         err = buf_append(&b, &c, 1);
-        if (err)
-            goto out;
-        p++;
     }
-    p = skip_spaces(p + 1);
-    if (*p != '\0') {
+    if (!err && (p < end || quoted)) {
         snprintf(errstr, errstr_size,
-                 "unexpected text after the quoted matcher value: \"%s\"", p);
+                 "matcher value contains an unescaped double quote: %.*s",
+                 (int)(end - raw), raw);
         err = HERALD_ERR_CONFIG;
     }
-out:
-    if (err) {
-        buf_free(&b);
-        return err;
+    if (!err) {
+        *out = buf_steal(&b);
+        if (!*out)
+            err = HERALD_ERR_NOMEM;
     }
-    *out = buf_steal(&b);
-    return *out ? HERALD_OK : HERALD_ERR_NOMEM;
+    buf_free(&b);
+    return err;
+}
+
+/* One matcher from text..end (not NUL-terminated). */
+static herald_err parse_one(const char *text, const char *end,
+                            target_matcher *out, char *errstr,
+                            size_t errstr_size)
+{
+    const char *p = skip_spaces(text, end);
+    const char *name_end = p;
+    herald_err err;
+    int len = (int)(end - text);
+
+    memset(out, 0, sizeof(*out));
+    if (p == end || !name_start(*p)) {
+        snprintf(errstr, errstr_size,
+                 "matcher \"%.*s\" must start with a label name", len, text);
+        return HERALD_ERR_CONFIG;
+    }
+    while (name_end < end && name_char(*name_end))
+        name_end++;
+    out->name = strndup(p, (size_t)(name_end - p));
+    if (!out->name)
+        return HERALD_ERR_NOMEM;
+    p = skip_spaces(name_end, end);
+    if (end - p >= 2 && p[0] == '=' && p[1] == '~') {
+        out->op = TARGET_MATCH_RE;
+        p += 2;
+    } else if (end - p >= 2 && p[0] == '!' && p[1] == '~') {
+        out->op = TARGET_MATCH_NRE;
+        p += 2;
+    } else if (end - p >= 2 && p[0] == '!' && p[1] == '=') {
+        out->op = TARGET_MATCH_NE;
+        p += 2;
+    } else if (p < end && p[0] == '=') {
+        out->op = TARGET_MATCH_EQ;
+        p += 1;
+    } else {
+        snprintf(errstr, errstr_size,
+                 "matcher \"%.*s\" needs one of the operators =, !=, =~, !~ "
+                 "after the label name",
+                 len, text);
+        err = HERALD_ERR_CONFIG;
+        goto fail;
+    }
+    p = skip_spaces(p, end);
+    while (end > p && is_space(end[-1]))
+        end--;
+    err = parse_value(p, end, &out->value, errstr, errstr_size);
+    if (err)
+        goto fail;
+    if (out->op == TARGET_MATCH_RE || out->op == TARGET_MATCH_NRE) {
+        char why[256];
+
+        err = re2_compile(out->value, &out->re, why, sizeof(why));
+        if (err) {
+            size_t n = strlen(out->value);
+
+            /* A long regex is shown by its start only. */
+            snprintf(errstr, errstr_size, "regex \"%.*s%s\": %s",
+                     n > 200 ? 200 : (int)n, out->value, n > 200 ? "..." : "",
+                     why);
+            goto fail;
+        }
+    }
+    return HERALD_OK;
+fail:
+    matcher_free(out);
+    return err;
 }
 
 herald_err matcher_parse(const char *text, target_matcher *out, char *errstr,
                          size_t errstr_size)
 {
-    const char *p = skip_spaces(text);
-    const char *name_end;
-    herald_err err;
-    char *anchored = NULL;
-    int rc;
-
-    memset(out, 0, sizeof(*out));
-    if (!name_start(*p)) {
-        snprintf(errstr, errstr_size,
-                 "matcher \"%s\" must start with a label name", text);
-        return HERALD_ERR_CONFIG;
-    }
-    name_end = p;
-    while (name_char(*name_end))
-        name_end++;
-    out->name = strndup(p, (size_t)(name_end - p));
-    if (!out->name)
-        return HERALD_ERR_NOMEM;
-    p = skip_spaces(name_end);
-    if (p[0] == '=' && p[1] == '~') {
-        out->op = TARGET_MATCH_RE;
-        p += 2;
-    } else if (p[0] == '!' && p[1] == '~') {
-        out->op = TARGET_MATCH_NRE;
-        p += 2;
-    } else if (p[0] == '!' && p[1] == '=') {
-        out->op = TARGET_MATCH_NE;
-        p += 2;
-    } else if (p[0] == '=') {
-        out->op = TARGET_MATCH_EQ;
-        p += 1;
-    } else {
-        snprintf(errstr, errstr_size,
-                 "matcher \"%s\" needs one of the operators =, !=, =~, !~ "
-                 "after the label name",
-                 text);
-        err = HERALD_ERR_CONFIG;
-        goto fail;
-    }
-    err = parse_value(skip_spaces(p), &out->value, errstr, errstr_size);
-    if (err)
-        goto fail;
-    if (out->op == TARGET_MATCH_RE || out->op == TARGET_MATCH_NRE) {
-        size_t n = strlen(out->value) + 5;
-
-        anchored = malloc(n);
-        if (!anchored) {
-            err = HERALD_ERR_NOMEM;
-            goto fail;
-        }
-        snprintf(anchored, n, "^(%s)$", out->value);
-        rc = regcomp(&out->re, anchored, REG_EXTENDED | REG_NOSUB);
-        if (rc != 0) {
-            char why[128];
-
-            regerror(rc, &out->re, why, sizeof(why));
-            snprintf(errstr, errstr_size, "bad regex \"%s\": %s", out->value,
-                     why);
-            err = HERALD_ERR_CONFIG;
-            goto fail;
-        }
-        out->re_compiled = true;
-    }
-    free(anchored);
-    return HERALD_OK;
-fail:
-    free(anchored);
-    matcher_free(out);
-    return err;
+    return parse_one(text, text + strlen(text), out, errstr, errstr_size);
 }
 
 void matcher_free(target_matcher *m)
@@ -201,9 +186,97 @@ void matcher_free(target_matcher *m)
         return;
     free(m->name);
     free(m->value);
-    if (m->re_compiled)
-        regfree(&m->re);
+    re2_destroy(m->re);
     memset(m, 0, sizeof(*m));
+}
+
+/*
+ * The end of the list token starting at p: the next comma outside double
+ * quotes (a quote escaped with a backslash does not count), or end.
+ */
+static const char *token_end(const char *p, const char *end)
+{
+    bool quoted = false;
+    bool escaped = false;
+
+    for (; p < end; p++) {
+        if (*p == ',' && !quoted)
+            return p;
+        if (*p == '"' && !escaped)
+            quoted = !quoted;
+        escaped = *p == '\\' && !escaped;
+    }
+    return end;
+}
+
+herald_err matchers_parse(const char *text, target_matcher **out, size_t *n,
+                          char *errstr, size_t errstr_size)
+{
+    const char *p = skip_spaces(text, text + strlen(text));
+    const char *end = p + strlen(p);
+    target_matcher *ms = NULL;
+    size_t count = 1;
+    size_t k = 0;
+    herald_err err = HERALD_OK;
+
+    *out = NULL;
+    *n = 0;
+    while (end > p && is_space(end[-1]))
+        end--;
+    if (p < end && *p == '{')
+        p++;
+    if (end > p && end[-1] == '}')
+        end--;
+    for (const char *q = p; q < end; q++)
+        count += *q == ',';
+    ms = calloc(count, sizeof(*ms));
+    if (!ms)
+        return HERALD_ERR_NOMEM;
+    while (p < end) {
+        const char *t = token_end(p, end);
+        char why[512];
+
+        /* A trailing comma (and spaces) ends the list. */
+        if (t == end && skip_spaces(p, end) == end)
+            break;
+        err = parse_one(p, t, &ms[k], why, sizeof(why));
+        if (err) {
+            if (k > 0 || t != end)
+                snprintf(errstr, errstr_size, "matcher %zu of the list: %s",
+                         k + 1, why);
+            else
+                snprintf(errstr, errstr_size, "%s", why);
+            break;
+        }
+        k++;
+        if (t == end)
+            break;
+        p = t + 1;
+        if (p == end) {
+            /* "a=b," : Go's split leaves no token after the comma. */
+            break;
+        }
+    }
+    if (err) {
+        matchers_free(ms, k);
+        return err;
+    }
+    if (k == 0) {
+        free(ms);
+        ms = NULL;
+    }
+    *out = ms;
+    *n = k;
+    return HERALD_OK;
+}
+
+void matchers_free(target_matcher *ms, size_t n)
+{
+    if (!ms)
+        return;
+    for (size_t i = 0; i < n; i++)
+        matcher_free(&ms[i]);
+    free(ms);
 }
 
 bool matcher_match(const target_matcher *m, const char *value)
@@ -213,24 +286,28 @@ bool matcher_match(const target_matcher *m, const char *value)
     switch (m->op) {
     case TARGET_MATCH_EQ: return strcmp(v, m->value) == 0;
     case TARGET_MATCH_NE: return strcmp(v, m->value) != 0;
-    case TARGET_MATCH_RE:
-        return m->re_compiled && regexec(&m->re, v, 0, NULL, 0) == 0;
-    case TARGET_MATCH_NRE:
-        return m->re_compiled && regexec(&m->re, v, 0, NULL, 0) != 0;
+    case TARGET_MATCH_RE: return m->re && re2_match(m->re, v, strlen(v));
+    case TARGET_MATCH_NRE: return m->re && !re2_match(m->re, v, strlen(v));
     }
     return false;
 }
 
-bool matchers_match_all(const target_matcher *ms, size_t n,
-                        const alert_kvs *labels)
+size_t matchers_first_failed(const target_matcher *ms, size_t n,
+                             const alert_kvs *labels)
 {
     for (size_t i = 0; i < n; i++) {
         const char *v = labels ? alert_kvs_get(labels, ms[i].name) : NULL;
 
         if (!matcher_match(&ms[i], v))
-            return false;
+            return i;
     }
-    return true;
+    return n;
+}
+
+bool matchers_match_all(const target_matcher *ms, size_t n,
+                        const alert_kvs *labels)
+{
+    return matchers_first_failed(ms, n, labels) == n;
 }
 
 herald_err matcher_format(const target_matcher *m, buf *out)

@@ -66,6 +66,7 @@
 #include "core/metrics.h"
 #include "core/timer.h"
 #include "publishers/backoff.h"
+#include "publishers/re2.h"
 
 #define PP_COMPONENT "publisher"
 /* Largest request body a plugin may build, bytes. Alert payloads are a
@@ -106,6 +107,7 @@ struct parallel_publisher {
     metric *m_http_duration;
     metric *m_retries;
     metric *m_fanout_active;
+    metric *m_matcher_limits;
     /* Deadlines and cancel polls of pending fan-outs. */
     herald_timer *timer;       /* Borrowed (cfg) or the shared engine. */
     bool timer_shared;         /* timer is a timer_shared_acquire() ref. */
@@ -644,9 +646,13 @@ parallel_publisher *parallel_new(const parallel_config *cfg, health *h,
     pp->m_fanout_active = metrics_family(
         METRIC_GAUGE, "herald_fanout_active",
         "Publish legs in flight (started, not final).", "", NULL, 0);
+    pp->m_matcher_limits = metrics_family(
+        METRIC_COUNTER, "herald_matcher_limit_hits_total",
+        "Regex matches per target that hit a limit (counted as no match).",
+        "target", NULL, 0);
     if (!pp->m_publish_duration || !pp->m_publishes || !pp->m_deliveries ||
         !pp->m_failures || !pp->m_skipped || !pp->m_http_duration ||
-        !pp->m_retries || !pp->m_fanout_active) {
+        !pp->m_retries || !pp->m_fanout_active || !pp->m_matcher_limits) {
         snprintf(errstr, errstr_size,
                  "publisher: cannot register metrics (out of memory or a "
                  "name registered with another type)");
@@ -1168,12 +1174,18 @@ static void pp_select(parallel_publisher *pp, publish_mode mode,
                       const publish_opts *opts, const alert *a, pp_leg *leg)
 {
     const target *tgt = leg->tgt;
+    uint64_t limit_hits = re2_limit_hits();
+    bool matches;
 
     if (mode == PUBLISH_MODE_MULTIPLE)
         return;
+    matches = tgt->enabled && target_matches(tgt, a);
+    if (re2_limit_hits() != limit_hits)
+        metrics_add(pp->m_matcher_limits,
+                    (double)(re2_limit_hits() - limit_hits), tgt->name);
     if (!tgt->enabled) {
         leg->skip_reason = PUBLISH_REASON_DISABLED;
-    } else if (!target_matches(tgt, a)) {
+    } else if (!matches) {
         leg->skip_reason = PUBLISH_REASON_FILTERED;
     } else if (mode == PUBLISH_MODE_HEALTHY && pp->h &&
                opts->strategy != PUBLISH_TO_ALL) {

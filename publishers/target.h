@@ -19,7 +19,6 @@
 #ifndef HERALD_TARGET_H
 #define HERALD_TARGET_H
 
-#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,8 +73,7 @@ typedef struct target_matcher {
     char *name;
     target_match_op op;
     char *value;
-    regex_t re; /* Compiled "^(?:value)$" for =~ and !~. */
-    bool re_compiled;
+    struct re2_regex *re; /* Compiled value for =~ and !~, else NULL. */
 } target_matcher;
 
 /* Active health probe settings (publishers/health). */

@@ -50,8 +50,8 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "publishers/target.h"
 #include "core/err.h"
+#include "publishers/target.h"
 
 /* Longest targets.yaml accepted, bytes (a few thousand targets fit). */
 #define TARGETS_MAX_FILE_BYTES (4 * 1024 * 1024)
@@ -102,6 +102,19 @@ void targets_release(target_set *set);
  * `herald check-config FILE` prints. Errors: HERALD_ERR_IO, HERALD_ERR_NOMEM.
  */
 herald_err targets_print(const target_set *set, FILE *out);
+
+/*
+ * Writes to out, one line per target in file order, whether an alert with
+ * the given labels would be published to it and, when not, why (the
+ * target is disabled, or which matcher does not match and the label's
+ * value), as `amtool config routes test` does; then a summary line. Only
+ * `enabled` and `matchers` decide: health, breakers and the
+ * herald-targets header are run-time states. *n_taken gets the number of
+ * targets that take the alert. Errors: HERALD_ERR_IO, HERALD_ERR_NOMEM.
+ * Any thread holding a reference to set.
+ */
+herald_err targets_route(const target_set *set, const alert_kvs *labels,
+                         FILE *out, size_t *n_taken);
 
 /*
  * Builds the effective configuration as JSON, an array with one object per

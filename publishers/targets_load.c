@@ -556,6 +556,11 @@ static herald_err parse_headers(lctx *c, target *tgt, yaml_node_t *map,
                            header_pair, tgt);
 }
 
+/*
+ * A `matchers:` list. Each entry is one matcher or a list form
+ * (`{a="b", c=~"d"}`), so an entry may give several matchers; they all
+ * join the target's matchers, which must all match.
+ */
 static herald_err parse_matchers(lctx *c, target *tgt, yaml_node_t *seq,
                                  const char *path)
 {
@@ -568,17 +573,15 @@ static herald_err parse_matchers(lctx *c, target *tgt, yaml_node_t *seq,
                        scalar(seq) ? "a string" : node_kind(seq));
     targets_matchers_free(tgt);
     n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
-    if (n == 0)
-        return HERALD_OK;
-    tgt->matchers = calloc(n, sizeof(*tgt->matchers));
-    if (!tgt->matchers)
-        return HERALD_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
         yaml_node_t *item = node_get(c, seq->data.sequence.items.start[i]);
         char ipath[256];
-        char why[256];
+        char why[1024];
         char *text = NULL;
         bool from_env;
+        target_matcher *ms = NULL;
+        target_matcher *all;
+        size_t k = 0;
 
         path_fmt(ipath, sizeof(ipath), "%s[%zu]", path, i);
         if (!scalar(item))
@@ -587,13 +590,27 @@ static herald_err parse_matchers(lctx *c, target *tgt, yaml_node_t *seq,
         err = expand(c, item, ipath, &text, &from_env);
         if (err)
             return err;
-        err = matcher_parse(text, &tgt->matchers[i], why, sizeof(why));
+        err = matchers_parse(text, &ms, &k, why, sizeof(why));
         free(text);
         if (err == HERALD_ERR_CONFIG)
             return fail_at(c, item, ipath, "%s", why);
         if (err)
             return err;
-        tgt->n_matchers++;
+        if (k == 0)
+            continue;
+        all = calloc(tgt->n_matchers + k, sizeof(*all));
+        if (!all) {
+            matchers_free(ms, k);
+            return HERALD_ERR_NOMEM;
+        }
+        /* The matchers move into the new array; only the arrays are freed. */
+        if (tgt->n_matchers)
+            memcpy(all, tgt->matchers, tgt->n_matchers * sizeof(*all));
+        memcpy(all + tgt->n_matchers, ms, k * sizeof(*all));
+        free(tgt->matchers);
+        free(ms);
+        tgt->matchers = all;
+        tgt->n_matchers += k;
     }
     return HERALD_OK;
 }

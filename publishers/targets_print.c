@@ -1,7 +1,8 @@
 /*
  * targets_print.c: the masked view of a loaded target set, as JSON (GET
- * /targets), as YAML (herald check-config), and the Markdown reference of
- * the schema (docs/TARGETS.md).
+ * /targets), as YAML (herald check-config), the routing of a label set
+ * (herald check-config --route), and the Markdown reference of the schema
+ * (docs/TARGETS.md).
  *
  * Masking: fields typed as secrets, values that came from ${ENV}, and the
  * password and query of URLs are printed as "***" (see url_json).
@@ -333,4 +334,61 @@ herald_err targets_schema_markdown(FILE *out)
         }
     }
     return ferror(out) ? HERALD_ERR_IO : HERALD_OK;
+}
+
+/* Appends why tgt does not take an alert with labels, or "". */
+static herald_err route_why(const target *tgt, const alert_kvs *labels,
+                            buf *why)
+{
+    size_t i;
+    const char *v;
+    herald_err err;
+
+    if (!tgt->enabled)
+        return buf_append_str(why, "disabled (enabled: false)");
+    i = matchers_first_failed(tgt->matchers, tgt->n_matchers, labels);
+    if (i == tgt->n_matchers)
+        return HERALD_OK;
+    err = buf_append_str(why, "matcher ");
+    if (!err)
+        err = matcher_format(&tgt->matchers[i], why);
+    if (err)
+        return err;
+    v = alert_kvs_get(labels, tgt->matchers[i].name);
+    if (!v)
+        return buf_appendf(why, " does not match: label %s is not set",
+                           tgt->matchers[i].name);
+    return buf_appendf(why, " does not match: %s is \"%s\"",
+                       tgt->matchers[i].name, v);
+}
+
+herald_err targets_route(const target_set *set, const alert_kvs *labels,
+                         FILE *out, size_t *n_taken)
+{
+    herald_err err = HERALD_OK;
+    buf why;
+
+    *n_taken = 0;
+    buf_init(&why, 64 * 1024);
+    for (size_t i = 0; !err && i < set->n; i++) {
+        const target *tgt = set->items[i];
+
+        buf_reset(&why);
+        err = route_why(tgt, labels, &why);
+        if (err)
+            break;
+        if (why.len == 0) {
+            (*n_taken)++;
+            if (fprintf(out, "%s: receives the alert\n", tgt->name) < 0)
+                err = HERALD_ERR_IO;
+        } else if (fprintf(out, "%s: does not: %s\n", tgt->name,
+                           buf_str(&why)) < 0) {
+            err = HERALD_ERR_IO;
+        }
+    }
+    if (!err && fprintf(out, "%zu of %zu targets receive the alert\n", *n_taken,
+                        set->n) < 0)
+        err = HERALD_ERR_IO;
+    buf_free(&why);
+    return err;
 }

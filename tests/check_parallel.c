@@ -21,13 +21,14 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "core/log.h"
+#include "core/metrics.h"
 #include "publishers/breaker.h"
 #include "publishers/health.h"
+#include "publishers/matchers.h"
 #include "publishers/parallel.h"
 #include "tests/check_main.h"
 #include "tests/http_fixture.h"
-#include "core/log.h"
-#include "core/metrics.h"
 
 static const http_fixture_rule rules[] = {
     {.path = "/ok"},
@@ -1104,6 +1105,38 @@ START_TEST(test_deadline_with_waiting_legs)
 }
 END_TEST
 
+/* A regex match that hits a limit skips the leg as filtered and is counted
+ * per target in herald_matcher_limit_hits_total. */
+START_TEST(test_matcher_limit_metric)
+{
+    static char longv[3000];
+    alert_kv kv[] = {{"alertname", "DiskFull"}, {"team", longv}};
+    alert a = test_alert;
+    target *t = add("m-limit", "/ok");
+    publish_result res;
+    char why[256];
+    buf out;
+
+    memset(longv, 'a', sizeof(longv) - 1);
+    a.labels.items = kv;
+    ck_assert_int_eq(matchers_parse("team=~\"(?:a{0,1000}){8}(?:b|c)\"",
+                                    &t->matchers, &t->n_matchers, why,
+                                    sizeof(why)),
+                     HERALD_OK);
+    publish_result_init(&res);
+    ck_assert_int_eq(publish_to_all(pp, &a, tg, ntg, NULL, &res),
+                     HERALD_ERR_NO_ENABLED);
+    ck_assert_int_eq(find(&res, "m-limit")->outcome, PUBLISH_OUTCOME_SKIPPED);
+    publish_result_free(&res);
+    buf_init(&out, 4 * 1024 * 1024);
+    ck_assert_int_eq(metrics_render(&out), HERALD_OK);
+    ck_assert_msg(strstr(buf_str(&out), "herald_matcher_limit_hits_total{"
+                                        "target=\"m-limit\"} 1\n") != NULL,
+                  "%s", buf_str(&out));
+    buf_free(&out);
+}
+END_TEST
+
 START_TEST(test_metrics_exposed)
 {
     publish_result res;
@@ -1508,6 +1541,7 @@ static Suite *parallel_suite(void)
         {"max_concurrent_targets", test_max_concurrent_targets},
         {"deadline_waiting_legs", test_deadline_with_waiting_legs},
         {"metrics", test_metrics_exposed},
+        {"matcher_limit_metric", test_matcher_limit_metric},
         {"start_happy_path", test_start_happy_path},
         {"start_partial_success", test_start_partial_success},
         {"start_total_failure", test_start_total_failure},

@@ -1,7 +1,8 @@
 /*
  * check_slack.c: unit tests of the Slack target plugin (publishers/slack):
  * golden incoming-webhook bodies, icon and channel overrides, the default
- * rate limit, and Slack's documented answers.
+ * rate limit, Slack's documented answers, and the escaping of &, < and >
+ * in every value taken from an alert.
  */
 #include "tests/plugin_fixtures.h"
 
@@ -146,12 +147,100 @@ START_TEST(test_rate_default)
 }
 END_TEST
 
+/* Slack's control characters in alert values are sent as entities:
+ * <!channel> must not ping, <@U123> must not mention, <https://x|y> must
+ * not become a link, & stays a literal. */
+START_TEST(test_escaping)
+{
+    static const char *json =
+        "{\"status\":\"firing\",\"labels\":{\"alertname\":\"Disk<db1>\","
+        "\"severity\":\"critical&high\",\"team\":\"<!here>\"},"
+        "\"annotations\":{\"summary\":\"<!channel> disk full\","
+        "\"description\":\"ask <@U123> or see <https://x|y> & co\","
+        "\"runbook_url\":\"https://r.example/?a=1&b=<2>\"},"
+        "\"generatorURL\":\"http://p.example/graph?a=1&b=2\","
+        "\"fingerprint\":\"a1b2c3d4e5f60718\"}";
+    target_set *set = set_from("targets:\n  - name: s\n    type: slack\n"
+                               "    url: http://127.0.0.1:9104/hook\n");
+    alert_batch batch;
+    http_request req;
+
+    batch_from(json, &batch);
+    build(set, &batch, &req);
+    assert_json_eq(
+        buf_str(&req.body),
+        "{\"text\":\"[FIRING] Disk&lt;db1&gt;\",\"attachments\":[{"
+        "\"fallback\":\"[FIRING] Disk&lt;db1&gt;\",\"color\":\"#808080\","
+        "\"title\":\"[FIRING] Disk&lt;db1&gt;\",\"title_link\":"
+        "\"http://p.example/graph?a=1&b=2\",\"fields\":["
+        "{\"title\":\"Severity\",\"value\":\"critical&amp;high\","
+        "\"short\":true},"
+        "{\"title\":\"Summary\",\"value\":\"&lt;!channel&gt; disk full\","
+        "\"short\":false},"
+        "{\"title\":\"Description\",\"value\":\"ask &lt;@U123&gt; or see "
+        "&lt;https://x|y&gt; &amp; co\",\"short\":false},"
+        "{\"title\":\"Runbook\",\"value\":"
+        "\"https://r.example/?a=1&amp;b=&lt;2&gt;\",\"short\":false},"
+        "{\"title\":\"Labels\",\"value\":\"alertname=Disk&lt;db1&gt;\\n"
+        "severity=critical&amp;high\\nteam=&lt;!here&gt;\","
+        "\"short\":false}],\"footer\":\"herald\"}]}");
+    http_request_free(&req);
+    alert_batch_free(&batch);
+    targets_release(set);
+}
+END_TEST
+
+/* A long value is cut before it is escaped: never inside an entity. */
+START_TEST(test_escaping_cut)
+{
+    char json[8192];
+    char amps[2101];
+    target_set *set = set_from("targets:\n  - name: s\n    type: slack\n"
+                               "    url: http://127.0.0.1:9104/hook\n");
+    alert_batch batch;
+    http_request req;
+    json_object *root;
+    json_object *fields;
+    json_object *f;
+    const char *v;
+
+    memset(amps, '&', 2100);
+    amps[2100] = '\0';
+    snprintf(json, sizeof(json),
+             "{\"status\":\"firing\",\"labels\":{\"alertname\":\"A\"},"
+             "\"annotations\":{\"summary\":\"%s\"}}",
+             amps);
+    batch_from(json, &batch);
+    build(set, &batch, &req);
+    root = json_tokener_parse(buf_str(&req.body));
+    ck_assert_ptr_nonnull(root);
+    fields = json_object_object_get(
+        json_object_array_get_idx(json_object_object_get(root, "attachments"),
+                                  0),
+        "fields");
+    f = json_object_array_get_idx(fields, 0);
+    ck_assert_str_eq(json_object_get_string(json_object_object_get(f, "title")),
+                     "Summary");
+    v = json_object_get_string(json_object_object_get(f, "value"));
+    /* 1997 characters (2000 minus the marker), each as "&amp;". */
+    ck_assert_uint_eq(strlen(v), 1997 * 5 + 3);
+    ck_assert_int_eq(strncmp(v, "&amp;&amp;", 10), 0);
+    ck_assert_str_eq(v + 1997 * 5, "...");
+    json_object_put(root);
+    http_request_free(&req);
+    alert_batch_free(&batch);
+    targets_release(set);
+}
+END_TEST
+
 int main(void)
 {
-    static const char *const names[] = {"firing_body", "resolved_body",
-                                        "colors", "classify", "rate_default"};
+    static const char *const names[] = {
+        "firing_body",  "resolved_body", "colors",      "classify",
+        "rate_default", "escaping",      "escaping_cut"};
     const TTest *fns[] = {test_firing_body, test_resolved_body, test_colors,
-                          test_classify, test_rate_default};
+                          test_classify,    test_rate_default,  test_escaping,
+                          test_escaping_cut};
 
     return run_suite(make_suite("slack", names, fns, N_CASES(fns)));
 }

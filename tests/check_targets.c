@@ -260,8 +260,13 @@ START_TEST(test_errors)
         /* Bad regex. */
         {"targets:\n  - name: a\n    type: webhook\n    url: http://h/\n"
          "    matchers:\n      - env=prod\n      - 'team=~\"(\"'\n",
-         "t.yaml:7:9: targets[0].matchers[1]: bad regex \"(\": "
-         "Unmatched ( or \\("},
+         "t.yaml:7:9: targets[0].matchers[1]: regex \"(\": missing closing "
+         "parenthesis"},
+        /* A construct RE2 does not have, with its position. */
+        {"targets:\n  - name: a\n    type: webhook\n    url: http://h/\n"
+         "    matchers:\n      - '{env=prod, team=~\"a\\\\1\"}'\n",
+         "t.yaml:6:9: targets[0].matchers[0]: matcher 2 of the list: regex "
+         "\"a\\1\": backreference at position 2 is not RE2 syntax"},
         /* Missing required keys. */
         {"targets:\n  - type: webhook\n    url: http://h/\n",
          "t.yaml:2:5: targets[0]: name: missing required key"},
@@ -583,6 +588,66 @@ START_TEST(test_registry_threads)
 }
 END_TEST
 
+/* List forms expand to several matchers, and targets_route() says for
+ * every target whether it takes an alert and why not. */
+START_TEST(test_route)
+{
+    static const char *yaml =
+        "targets:\n"
+        "  - name: ops\n"
+        "    type: webhook\n"
+        "    url: http://h/1\n"
+        "    matchers:\n"
+        "      - '{instance=~\"host\\d+\", severity=\"critical\"}'\n"
+        "      - env!=dev\n"
+        "  - name: off\n"
+        "    type: webhook\n"
+        "    url: http://h/2\n"
+        "    enabled: false\n"
+        "  - name: db\n"
+        "    type: webhook\n"
+        "    url: http://h/3\n"
+        "    matchers: ['team=~\"db|web\"']\n";
+    alert_kv kv[] = {{"instance", "host12"}, {"severity", "critical"}};
+    alert_kvs labels = {kv, 2};
+    target_set *set = load_ok(yaml);
+    char *text = NULL;
+    size_t len = 0;
+    size_t taken = 99;
+    FILE *out;
+
+    ck_assert_uint_eq(targets_list(set)[0]->n_matchers, 3);
+    out = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_int_eq(targets_route(set, &labels, out, &taken), HERALD_OK);
+    fclose(out);
+    ck_assert_uint_eq(taken, 1);
+    ck_assert_str_eq(text,
+                     "ops: receives the alert\n"
+                     "off: does not: disabled (enabled: false)\n"
+                     "db: does not: matcher team=~\"db|web\" does not match: "
+                     "label team is not set\n"
+                     "1 of 3 targets receive the alert\n");
+    free(text);
+
+    kv[0].value = "hostdd";
+    text = NULL;
+    out = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_int_eq(targets_route(set, &labels, out, &taken), HERALD_OK);
+    fclose(out);
+    ck_assert_uint_eq(taken, 0);
+    ck_assert_msg(strstr(text, "ops: does not: matcher instance=~"
+                               "\"host\\\\d+\" does not match: instance is "
+                               "\"hostdd\"\n") != NULL,
+                  "got %s", text);
+    ck_assert_msg(strstr(text, "0 of 3 targets receive the alert\n") != NULL,
+                  "got %s", text);
+    free(text);
+    targets_release(set);
+}
+END_TEST
+
 START_TEST(test_shipped_example)
 {
     const char *dir = getenv("HERALD_SOURCE_DIR");
@@ -746,6 +811,7 @@ static Suite *targets_suite(void)
         {"masked_output", test_masked_output},
         {"reload", test_reload},
         {"registry_threads", test_registry_threads},
+        {"route", test_route},
         {"shipped_example", test_shipped_example},
         {"schema_markdown", test_schema_markdown},
         {"request_common", test_request_common},

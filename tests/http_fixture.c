@@ -13,8 +13,8 @@
  * are written only by http_fixture_new, before the daemon starts, so the
  * daemon threads read them without a lock; every counter is atomic.
  */
-#include "core/clock.h"
 #include "tests/http_fixture.h"
+#include "core/clock.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "publishers/breaker.h"
+#include "publishers/matchers.h"
 
 /* One rule with its counters. */
 typedef struct fx_path {
@@ -374,11 +375,7 @@ void http_fixture_target_destroy(target *tgt)
 {
     if (tgt == NULL)
         return;
-    for (size_t i = 0; i < tgt->n_matchers; i++) {
-        free(tgt->matchers[i].name);
-        free(tgt->matchers[i].value);
-    }
-    free(tgt->matchers);
+    matchers_free(tgt->matchers, tgt->n_matchers);
     free(tgt->name);
     free(tgt->url);
     free(tgt);

@@ -5,6 +5,11 @@
  * effective targets with secrets masked. Exit status: 0 valid, 1 invalid
  * (FILE:LINE:COL and the key on stderr), 2 usage error.
  *
+ * With --route LABELS (HERALD_ROUTE) it prints instead which targets an
+ * alert with those labels goes to and why the others do not
+ * (targets_route()). Exit status: 0 when one target or more takes it, 1
+ * when none does or FILE is invalid, 2 usage error.
+ *
  * Thread-safety: a command entry point; main thread, once at a time.
  */
 #ifndef HERALD_CHECK_CONFIG_H

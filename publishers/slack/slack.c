@@ -15,6 +15,13 @@
  * fields Severity, Summary, Description, Runbook (annotation runbook_url)
  * and Labels ("name=value" lines).
  *
+ * Escaping (Slack's "Formatting text for app surfaces", "Escaping text"):
+ * Slack reads &, < and > as control characters, so `<!channel>` in an
+ * annotation would ping a whole channel and `<db1>` would become a link.
+ * Every text taken from an alert is sent with them as &amp;, &lt; and
+ * &gt; (slack_text()). herald writes no Slack markup of its own today;
+ * title_link is a URL field, which Slack does not parse for markup.
+ *
  * Classification (Slack's webhook errors page, "Handling errors"): success
  * is HTTP 200 with the body "ok"; 400 invalid_payload / no_text, 403
  * action_prohibited / invalid_token, 404 channel_not_found / no_service,
@@ -99,6 +106,46 @@ static const char *slack_color(const alert *a)
     return "#808080";
 }
 
+/*
+ * s as a JSON string for a Slack text field: cut to max bytes (never
+ * inside a UTF-8 sequence, with "..." when cut) and then escaped, so that
+ * no entity is cut in half. NULL when out of memory.
+ */
+static json_object *slack_text(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    size_t cut = n <= max ? n : target_utf8_cut(s, max >= 3 ? max - 3 : 0);
+    size_t from = 0;
+    json_object *o = NULL;
+    herald_err err = HERALD_OK;
+    buf b;
+
+    /* At most 5 bytes ("&amp;") per byte, plus the "...". */
+    buf_init(&b, 5 * cut + 4);
+    for (size_t i = 0; !err && i <= cut; i++) {
+        const char *ent = NULL;
+
+        if (i < cut && s[i] == '&')
+            ent = "&amp;";
+        else if (i < cut && s[i] == '<')
+            ent = "&lt;";
+        else if (i < cut && s[i] == '>')
+            ent = "&gt;";
+        else if (i < cut)
+            continue;
+        err = buf_append(&b, s + from, i - from);
+        if (!err && ent)
+            err = buf_append_str(&b, ent);
+        from = i + 1;
+    }
+    if (!err && cut < n)
+        err = buf_append_str(&b, "...");
+    if (!err)
+        o = json_object_new_string_len(buf_str(&b), (int)b.len);
+    buf_free(&b);
+    return o;
+}
+
 static herald_err add_field(json_object *fields, const char *title,
                             const char *value, bool is_short)
 {
@@ -110,8 +157,7 @@ static herald_err add_field(json_object *fields, const char *title,
     if (!f)
         return HERALD_ERR_NOMEM;
     json_object_object_add(f, "title", json_object_new_string(title));
-    json_object_object_add(f, "value",
-                           target_json_string_cut(value, SLACK_FIELD_MAX));
+    json_object_object_add(f, "value", slack_text(value, SLACK_FIELD_MAX));
     json_object_object_add(f, "short", json_object_new_boolean(is_short));
     json_object_array_add(fields, f);
     return HERALD_OK;
@@ -152,7 +198,7 @@ static herald_err slack_build_request(const target *tgt, const alert *a,
         json_object_object_add(root,
                                cfg->icon[0] == ':' ? "icon_emoji" : "icon_url",
                                json_object_new_string(cfg->icon));
-    json_object_object_add(root, "text", json_object_new_string(title));
+    json_object_object_add(root, "text", slack_text(title, sizeof(title)));
 
     for (size_t i = 0; i < a->labels.n; i++) {
         if (buf_appendf(&labels, "%s%s=%s", i ? "\n" : "",
@@ -174,10 +220,10 @@ static herald_err slack_build_request(const target *tgt, const alert *a,
         err = add_field(fields, "Labels", buf_str(&labels), false);
     if (err)
         goto out;
-    json_object_object_add(att, "fallback", json_object_new_string(title));
+    json_object_object_add(att, "fallback", slack_text(title, sizeof(title)));
     json_object_object_add(att, "color",
                            json_object_new_string(slack_color(a)));
-    json_object_object_add(att, "title", json_object_new_string(title));
+    json_object_object_add(att, "title", slack_text(title, sizeof(title)));
     if (a->generator_url && a->generator_url[0])
         json_object_object_add(att, "title_link",
                                json_object_new_string(a->generator_url));
