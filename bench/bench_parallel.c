@@ -30,10 +30,10 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "publishers/parallel.h"
-#include "tests/http_fixture.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "publishers/parallel.h"
+#include "tests/http_fixture.h"
 
 #define MAX_TARGETS 10
 #define SLOW_MS 50

@@ -13,9 +13,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "publishers/parallel.h"
 #include "publishers/targets.h"
-#include "core/log.h"
 
 static void report(const char *what, herald_err err, const publish_result *res)
 {

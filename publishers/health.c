@@ -34,8 +34,8 @@
  * happens while it is held. The metrics registry (a leaf lock) is updated
  * under it so that the status gauge follows the order of changes.
  */
-#include "core/clock.h"
 #include "publishers/health.h"
+#include "core/clock.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -51,10 +51,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "publishers/breaker.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/thread.h"
+#include "publishers/breaker.h"
 
 /* Results looked back on for "a recent failure" (see the top comment). */
 #define HEALTH_RECENT 5

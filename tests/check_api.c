@@ -12,11 +12,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "tests/check_main.h"
-#include "worker/api.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "tests/check_main.h"
+#include "worker/api.h"
 
 #define TOKEN "s3cret-token"
 #define MAX_BODY 4096

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "publishers/breaker.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "publishers/breaker.h"
 
 static target_breaker cfg_make(int failures, int open_ms, int successes,
                                int probes)

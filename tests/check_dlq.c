@@ -14,11 +14,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/clock.h"
 #include "core/admin.h"
-#include "worker/dlq.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "worker/dlq.h"
 
 #include "tests/kafka_fixture.h"
 #include "tests/tsan_thrd.h"

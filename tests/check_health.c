@@ -13,12 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
+#include "core/metrics.h"
 #include "publishers/breaker.h"
 #include "publishers/health.h"
 #include "tests/check_main.h"
 #include "tests/http_fixture.h"
-#include "core/log.h"
-#include "core/metrics.h"
 
 /*
  * How long the slow endpoint takes, and the latency judged degraded where

@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/check_main.h"
 #include "core/heap.h"
+#include "tests/check_main.h"
 
 /* Items per random run: enough for a deep tree and many sift paths. */
 #define N_ITEMS 512

@@ -15,11 +15,11 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/log.h"
 #include "publishers/breaker.h"
 #include "publishers/transport.h"
 #include "tests/check_main.h"
 #include "tests/http_fixture.h"
-#include "core/log.h"
 
 static const http_fixture_rule rules[] = {
     {.path = "/ok"},

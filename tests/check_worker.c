@@ -34,9 +34,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/clock.h"
 #include "core/admin.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "worker/worker.h"

@@ -14,8 +14,8 @@
  * setup, body and teardown); only kafka_fixture_bootstraps() and
  * kafka_fixture_header() may be called elsewhere.
  */
-#include "core/clock.h"
 #include "tests/kafka_fixture.h"
+#include "core/clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>

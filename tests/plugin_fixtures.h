@@ -14,8 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "publishers/targets.h"
 #include "core/alert.h"
+#include "publishers/targets.h"
 
 /* Shared by the plugin tests: alerts from JSON, targets from YAML, golden
  * comparison of JSON bodies. */

@@ -42,11 +42,16 @@ typedef struct dlqshow_settings {
 /* The one option table of `herald dlq show`. */
 static const options_entry dlqshow_entries[] = {
     OPTIONS_ENTRY_BROKERS(dlqshow_settings, brokers),
-    {.name = "dlq-topic", .short_name = 'd', .type = OPTIONS_STRING,
-     .offset = offsetof(dlqshow_settings, topic), .flags = OPTIONS_REQUIRED,
+    {.name = "dlq-topic",
+     .short_name = 'd',
+     .type = OPTIONS_STRING,
+     .offset = offsetof(dlqshow_settings, topic),
+     .flags = OPTIONS_REQUIRED,
      .arg = "NAME",
      .help = "dead-letter topic (default $HERALD_TOPIC.dlq)"},
-    {.name = "json", .short_name = 'j', .type = OPTIONS_BOOL,
+    {.name = "json",
+     .short_name = 'j',
+     .type = OPTIONS_BOOL,
      .offset = offsetof(dlqshow_settings, json),
      .help = "one JSON object per record and line: partition,\n"
              "offset, key, value, headers"},
@@ -268,8 +273,7 @@ int dlqshow_main(int argc, char **argv)
     char errstr[1024];
     int status;
 
-    set.topic = options_dlq_topic_default(topic_default,
-                                          sizeof topic_default);
+    set.topic = options_dlq_topic_default(topic_default, sizeof topic_default);
     status = options_cli(&dlqshow_spec, argc, argv, &set, &st);
     if (status >= 0)
         goto out;

@@ -26,11 +26,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "publishers/parallel.h"
-#include "publishers/targets.h"
 #include "core/alert.h"
 #include "core/log.h"
 #include "core/options.h"
+#include "publishers/parallel.h"
+#include "publishers/targets.h"
 #include "tools/topic_reader.h"
 
 /* Options and counters of one run. */
@@ -66,43 +66,74 @@ typedef struct replay_settings {
 /* The one option table of `herald dlq replay`; defaults in replay_main(). */
 static const options_entry replay_entries[] = {
     OPTIONS_ENTRY_BROKERS(replay_settings, ctx.brokers),
-    {.name = "dlq-topic", .short_name = 'd', .type = OPTIONS_STRING,
-     .offset = REPLAY_FIELD(ctx.topic), .flags = OPTIONS_REQUIRED, .arg = "NAME",
+    {.name = "dlq-topic",
+     .short_name = 'd',
+     .type = OPTIONS_STRING,
+     .offset = REPLAY_FIELD(ctx.topic),
+     .flags = OPTIONS_REQUIRED,
+     .arg = "NAME",
      .help = "dead-letter topic (default $HERALD_TOPIC.dlq)"},
     /* Not HERALD_GROUP: that names the group of `herald run`, and a
      * replay must never commit for it. */
-    {.name = "group", .short_name = 'g', .type = OPTIONS_STRING,
-     .offset = REPLAY_FIELD(ctx.group), .flags = OPTIONS_REQUIRED, .arg = "ID",
+    {.name = "group",
+     .short_name = 'g',
+     .type = OPTIONS_STRING,
+     .offset = REPLAY_FIELD(ctx.group),
+     .flags = OPTIONS_REQUIRED,
+     .arg = "ID",
      .env = "HERALD_REPLAY_GROUP",
      .help = "replay consumer group; with filters the default is\n"
              "herald-replay.target=X... so each filter keeps its\n"
              "own position (records outside the filters are\n"
              "committed for the group)"},
-    {.name = "targets", .short_name = 'c', .type = OPTIONS_STRING,
-     .offset = REPLAY_FIELD(ctx.targets_path), .flags = OPTIONS_REQUIRED,
-     .arg = "FILE", .help = "targets.yaml"},
-    {.name = "target", .type = OPTIONS_STRING,
-     .offset = REPLAY_FIELD(ctx.only_target), .arg = "NAME",
+    {.name = "targets",
+     .short_name = 'c',
+     .type = OPTIONS_STRING,
+     .offset = REPLAY_FIELD(ctx.targets_path),
+     .flags = OPTIONS_REQUIRED,
+     .arg = "FILE",
+     .help = "targets.yaml"},
+    {.name = "target",
+     .type = OPTIONS_STRING,
+     .offset = REPLAY_FIELD(ctx.only_target),
+     .arg = "NAME",
      .help = "only records for this target"},
-    {.name = "reason", .type = OPTIONS_STRING,
-     .offset = REPLAY_FIELD(ctx.only_reason), .arg = "KIND",
+    {.name = "reason",
+     .type = OPTIONS_STRING,
+     .offset = REPLAY_FIELD(ctx.only_reason),
+     .arg = "KIND",
      .help = "only records with this reason kind"},
-    {.name = "since", .type = OPTIONS_STRING, .offset = REPLAY_FIELD(since),
+    {.name = "since",
+     .type = OPTIONS_STRING,
+     .offset = REPLAY_FIELD(since),
      .arg = "TIME",
      .help = "only records dead-lettered at or after TIME\n"
              "(RFC 3339 or epoch ms)"},
-    {.name = "since-ms", .type = OPTIONS_STRING,
-     .offset = REPLAY_FIELD(since), .arg = "MS",
+    {.name = "since-ms",
+     .type = OPTIONS_STRING,
+     .offset = REPLAY_FIELD(since),
+     .arg = "MS",
      .help = "same, in milliseconds since the epoch"},
-    {.name = "until", .type = OPTIONS_STRING, .offset = REPLAY_FIELD(until),
-     .arg = "TIME", .help = "only records dead-lettered before TIME"},
-    {.name = "until-ms", .type = OPTIONS_STRING,
-     .offset = REPLAY_FIELD(until), .arg = "MS",
+    {.name = "until",
+     .type = OPTIONS_STRING,
+     .offset = REPLAY_FIELD(until),
+     .arg = "TIME",
+     .help = "only records dead-lettered before TIME"},
+    {.name = "until-ms",
+     .type = OPTIONS_STRING,
+     .offset = REPLAY_FIELD(until),
+     .arg = "MS",
      .help = "same, in milliseconds since the epoch"},
-    {.name = "deadline-ms", .type = OPTIONS_MS,
-     .offset = REPLAY_FIELD(ctx.deadline_ms), .arg = "MS", .min = 1,
-     .max = PUBLISH_DEADLINE_MAX_MS, .help = "publish deadline per alert"},
-    {.name = "dry-run", .type = OPTIONS_BOOL, .offset = REPLAY_FIELD(ctx.dry_run),
+    {.name = "deadline-ms",
+     .type = OPTIONS_MS,
+     .offset = REPLAY_FIELD(ctx.deadline_ms),
+     .arg = "MS",
+     .min = 1,
+     .max = PUBLISH_DEADLINE_MAX_MS,
+     .help = "publish deadline per alert"},
+    {.name = "dry-run",
+     .type = OPTIONS_BOOL,
+     .offset = REPLAY_FIELD(ctx.dry_run),
      .help = "print what would be replayed; commit nothing"},
     OPTIONS_ENTRY_PROPERTY(replay_settings, props),
     OPTIONS_ENTRY_LOG_LEVEL(replay_settings, level, 0),

@@ -12,8 +12,8 @@
  *
  * Threads: the thread that created the reader owns it and its rd_kafka_t.
  */
-#include "core/clock.h"
 #include "tools/topic_reader.h"
+#include "core/clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -307,8 +307,7 @@ dlq *dlq_new(const char *brokers, const char *topic, const char *const *props,
         rd_kafka_conf_destroy(conf);
         goto fail;
     }
-    if (herald_thread_create(&d->poller, "herald-dlq", dlq_poll_main, d) !=
-        0) {
+    if (herald_thread_create(&d->poller, "herald-dlq", dlq_poll_main, d) != 0) {
         snprintf(errstr, errstr_size, "dlq: cannot start the poll thread");
         goto fail;
     }

@@ -18,9 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "publishers/parallel.h"
 #include "core/alert.h"
 #include "core/err.h"
+#include "publishers/parallel.h"
 
 /* Settings of `herald run`. worker_config_default() fills the defaults. */
 typedef struct worker_config {
@@ -51,9 +51,9 @@ typedef struct worker_config {
     const char *api_listen;     /* "127.0.0.1:8080"; NULL or "" = no API. */
     const char *api_token;      /* Bearer token for POST, or NULL. */
     int targets_watch_ms; /* Poll targets.yaml for changes (2000; 0 off). */
-    atomic_int *stop;   /* Set by SIGTERM/SIGINT (the signal thread,
-                           core/signals.h): shut down. */
-    atomic_int *reload; /* Set by SIGHUP: reload targets; NULL = none. */
+    atomic_int *stop;     /* Set by SIGTERM/SIGINT (the signal thread,
+                             core/signals.h): shut down. */
+    atomic_int *reload;   /* Set by SIGHUP: reload targets; NULL = none. */
 } worker_config;
 
 /* Fills cfg with the defaults listed above (strings NULL). */
