@@ -34,7 +34,7 @@ void worker_config_default(worker_config *cfg)
     cfg->dispatchers = 32;
     cfg->transport_threads = 2;
     cfg->commit_interval_ms = 1000;
-    cfg->drain_timeout_ms = 30000;
+    cfg->drain_timeout_ms = 25000;
     cfg->revoke_timeout_ms = 10000;
     cfg->job_max_attempts = 5;
     cfg->job_max_age_ms = 300000;
