@@ -457,7 +457,7 @@ int produce_main(int argc, char **argv)
     if (set.create_partitions > 0) {
         herald_err err = admin_create_topic(
             brokers, props, n_props, ctx.topic, set.create_partitions, set.rf,
-            PRODUCE_ADMIN_TIMEOUT_MS, errstr, sizeof errstr);
+            NULL, 0, PRODUCE_ADMIN_TIMEOUT_MS, errstr, sizeof errstr);
 
         if (err != HERALD_OK) {
             fprintf(stderr, "herald produce: %s\n", errstr);
