@@ -390,6 +390,45 @@ START_TEST(test_async_timeout_when_broker_down)
 }
 END_TEST
 
+/* A failing write shows in dlq_failing_since_ms() until one is
+ * acknowledged again. */
+START_TEST(test_failing_since_until_acknowledged)
+{
+    char errstr[512];
+    dlq *d;
+    dlq_record rec = {0};
+    async_report r1, r2;
+    int64_t before = herald_now_ms();
+
+    ck_assert_int_eq(rd_kafka_mock_broker_set_down(kafka_fixture_mock(kfx), 1),
+                     0);
+    d = dlq_new(bootstraps, TOPIC, NULL, 0, errstr, sizeof errstr);
+    ck_assert_msg(d != NULL, "%s", errstr);
+    ck_assert_int_eq(dlq_failing_since_ms(d), 0);
+    async_report_init(&r1);
+    async_report_init(&r2);
+    rec.reason = "target_failed";
+    rec.source_topic = "alerts";
+    ck_assert_int_eq(
+        dlq_write_async(d, &rec, 300, async_done, &r1, errstr, sizeof errstr),
+        HERALD_OK);
+    async_wait(&r1);
+    ck_assert_int_eq(r1.err, HERALD_ERR_TIMEOUT);
+    ck_assert_int_ge(dlq_failing_since_ms(d), before);
+    ck_assert_int_eq(rd_kafka_mock_broker_set_up(kafka_fixture_mock(kfx), 1),
+                     0);
+    ck_assert_int_eq(
+        dlq_write_async(d, &rec, 10000, async_done, &r2, errstr, sizeof errstr),
+        HERALD_OK);
+    async_wait(&r2);
+    ck_assert_int_eq(r2.err, HERALD_OK);
+    ck_assert_int_eq(dlq_failing_since_ms(d), 0);
+    dlq_destroy(d);
+    async_report_free(&r1);
+    async_report_free(&r2);
+}
+END_TEST
+
 /*
  * Writes a record of value_len bytes asynchronously through a dlq made
  * with props, and checks that what the topic holds is its truncated copy
@@ -485,6 +524,8 @@ static Suite *dlq_suite(void)
         {"metrics_count_by_reason", test_metrics_count_by_reason},
         {"async_acknowledged", test_async_acknowledged},
         {"async_timeout_when_broker_down", test_async_timeout_when_broker_down},
+        {"failing_since_until_acknowledged",
+         test_failing_since_until_acknowledged},
         {"async_too_large_for_producer_truncated",
          test_async_too_large_for_producer_truncated},
         {"async_too_large_for_topic_truncated",

@@ -99,7 +99,26 @@ struct dlq {
     metric *m_records;     /* herald_dlq_records_total{reason} */
     metric *m_errors;      /* herald_dlq_errors_total */
     metric *m_truncated;   /* herald_dlq_truncated_total */
+    metric *m_failing;     /* herald_dlq_failing */
+    /* herald_now_ms() of the first of the failed writes since the last
+     * acknowledged one; 0 while writes succeed. */
+    atomic_llong failing_since;
 };
+
+/* Records the outcome of one write for dlq_failing_since_ms(). */
+static void dlq_health(dlq *d, bool ok)
+{
+    long long zero = 0;
+
+    if (ok) {
+        if (atomic_exchange(&d->failing_since, 0) != 0)
+            metrics_set(d->m_failing, 0);
+        return;
+    }
+    if (atomic_compare_exchange_strong(&d->failing_since, &zero,
+                                       (long long)herald_now_ms()))
+        metrics_set(d->m_failing, 1);
+}
 
 static void dlq_list_push(dlq_waiter **head, dlq_waiter *w)
 {
@@ -142,9 +161,11 @@ static herald_err dlq_result(dlq *d, rd_kafka_resp_err_t err,
         snprintf(errstr, errstr_size, "dlq: write to %s failed: %s", d->topic,
                  rd_kafka_err2str(err));
         metrics_add(d->m_errors, 1);
+        dlq_health(d, false);
         return err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ? HERALD_ERR_TIMEOUT
                                                        : HERALD_ERR_KAFKA;
     }
+    dlq_health(d, true);
     metrics_add(d->m_records, 1, reason);
     return HERALD_OK;
 }
@@ -158,6 +179,7 @@ static herald_err dlq_timed_out(dlq *d, int timeout_ms, char *errstr,
              "may still be delivered later)",
              d->topic, timeout_ms);
     metrics_add(d->m_errors, 1);
+    dlq_health(d, false);
     return HERALD_ERR_TIMEOUT;
 }
 
@@ -363,6 +385,7 @@ dlq *dlq_new(const char *brokers, const char *topic, const char *const *props,
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->idle, NULL);
     atomic_init(&d->stop, false);
+    atomic_init(&d->failing_since, 0);
     d->topic = strdup(topic);
     d->m_records = metrics_family(METRIC_COUNTER, "herald_dlq_records_total",
                                   "Records acknowledged by the dead-letter "
@@ -377,6 +400,10 @@ dlq *dlq_new(const char *brokers, const char *topic, const char *const *props,
                        "Dead-letter records written as a truncated copy "
                        "because the record itself was refused for good.",
                        "", NULL, 0);
+    d->m_failing = metrics_family(METRIC_GAUGE, "herald_dlq_failing",
+                                  "1 while dead-letter writes fail (since "
+                                  "the last acknowledged one), else 0.",
+                                  "", NULL, 0);
     if (!d->topic) {
         snprintf(errstr, errstr_size, "dlq: out of memory");
         goto fail;
@@ -403,6 +430,11 @@ dlq *dlq_new(const char *brokers, const char *topic, const char *const *props,
 fail:
     dlq_destroy(d);
     return NULL;
+}
+
+int64_t dlq_failing_since_ms(dlq *d)
+{
+    return d ? (int64_t)atomic_load(&d->failing_since) : 0;
 }
 
 const char *dlq_topic(const dlq *d)
@@ -586,6 +618,7 @@ static herald_err dlq_refused(dlq *d, rd_kafka_resp_err_t err, dlq_waiter *w,
     snprintf(errstr, errstr_size, "dlq: produce to %s: %s", d->topic,
              rd_kafka_err2str(err));
     metrics_add(d->m_errors, 1);
+    dlq_health(d, false);
     if (hdrs)
         rd_kafka_headers_destroy(hdrs);
     dlq_waiter_free(w);

@@ -149,6 +149,15 @@ herald_err dlq_write_async(dlq *d, const dlq_record *rec, int timeout_ms,
  */
 void dlq_close(dlq *d);
 
+/*
+ * herald_now_ms() of the first failed write (refused, failed or timed out,
+ * synchronous or not) since the last acknowledged one; 0 while writes
+ * succeed. A value far in the past means dead letters are stuck: the
+ * worker's /readyz reports it. Gauge herald_dlq_failing mirrors it (1/0).
+ * Any thread.
+ */
+int64_t dlq_failing_since_ms(dlq *d);
+
 /* The dead-letter topic name; borrowed until dlq_destroy(). Any thread. */
 const char *dlq_topic(const dlq *d);
 
