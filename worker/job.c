@@ -92,6 +92,9 @@ struct job_run {
     uint64_t seed;
     size_t dlq_next; /* Next target to dead-letter. */
     int dlq_attempt; /* Failed writes of the current record. */
+    /* herald_now_ms() at which the backoff the job waits out (a job retry
+     * or a dead-letter write again) ends; 0 when it waits for none. */
+    int64_t due_ms;
     /* The report of the dead-letter write in flight (job_dlq_done()), for
      * the step that started it, which runs again. */
     bool dlq_reported;
@@ -287,6 +290,33 @@ static void job_resume(worker *w, job *job, int64_t when_ms)
     }
 }
 
+/*
+ * Called first by every step that may run after a backoff. True when the
+ * step must not go on: the job was finished as cancelled because its
+ * partition was revoked (or herald stops) while it waited (it is not
+ * retried; its offset is not committed by this replica, so the new owner
+ * consumes it again), or it woke before its due time (queue_timers_expire()
+ * at a revoke of another partition) and sleeps again until then.
+ */
+static bool job_backoff_wake(worker *w, job *job)
+{
+    job_run_state *run = job->run;
+    int64_t due = run->due_ms;
+
+    if (due == 0)
+        return false;
+    if (atomic_load(&job->part->revoked) || job_cancelled(w, job)) {
+        job_finish(w, job, false, "cancelled");
+        return true;
+    }
+    if (herald_now_ms() < due) {
+        job_resume(w, job, due);
+        return true;
+    }
+    run->due_ms = 0;
+    return false;
+}
+
 /* Resumes after a dead-letter write failed; false when cancelled. */
 static bool job_dlq_backoff(worker *w, job *job)
 {
@@ -298,7 +328,8 @@ static bool job_dlq_backoff(worker *w, job *job)
     run->dlq_attempt++;
     delay = backoff_delay_ms(run->dlq_attempt, DLQ_BACKOFF_INITIAL_MS,
                              DLQ_BACKOFF_MAX_MS, &run->seed);
-    job_resume(w, job, herald_now_ms() + delay);
+    run->due_ms = herald_now_ms() + delay;
+    job_resume(w, job, run->due_ms);
     return true;
 }
 
@@ -377,6 +408,8 @@ static void job_step_poison(worker *w, job *job)
     dlq_record rec;
     bool no_targets = job->batch.n > 0;
 
+    if (job_backoff_wake(w, job))
+        return;
     /* A write that was acknowledged counts even if the job was cancelled
      * while it waited for the report. */
     if (!job->run->dlq_reported && job_cancelled(w, job)) {
@@ -432,6 +465,8 @@ static void job_step_publish(worker *w, job *job)
     job_run_state *run = job->run;
     size_t n_base = run->n_base;
 
+    if (job_backoff_wake(w, job))
+        return;
     if (job_cancelled(w, job)) {
         job_finish(w, job, false, "cancelled");
         return;
@@ -470,6 +505,8 @@ static void job_step_dead_letter(worker *w, job *job)
     job_run_state *run = job->run;
     log_fields lf = job_fields(w, job, NULL);
 
+    if (job_backoff_wake(w, job))
+        return;
     for (; run->dlq_next < run->n_base; run->dlq_next++) {
         size_t t = run->dlq_next;
         leg agg;
@@ -556,7 +593,8 @@ static void job_retry(worker *w, job *job, size_t failed)
              "%" PRId64 " ms",
              run->attempt, failed, delay);
     run->step = STEP_PUBLISH;
-    job_resume(w, job, herald_now_ms() + delay);
+    run->due_ms = herald_now_ms() + delay;
+    job_resume(w, job, run->due_ms);
 }
 
 /* Every fan-out of the attempt completed: decide what comes next. */
