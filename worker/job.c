@@ -65,6 +65,10 @@ static const char *COMP = "job";
  * retried every 30 s at most. */
 #define DLQ_BACKOFF_INITIAL_MS 500
 #define DLQ_BACKOFF_MAX_MS 30000
+/* Lines that repeat per job while a target is down (retries, dead
+ * letters): at most one per key per 10 s with the count of the suppressed
+ * ones (log_write_limited()); each job's line stays at debug level. */
+#define JOB_OUTAGE_LOG_MS 10000
 
 typedef enum job_step {
     STEP_START = 0,
@@ -379,8 +383,15 @@ static job_dlq_state job_dlq_write(worker *w, job *job, const dlq_record *rec)
             return JOB_DLQ_WAITING;
     }
     if (err == HERALD_OK) {
-        LOG_WARN(COMP, &lf, "dead-lettered to %s: %s: %s", dlq_topic(w->dlq),
-                 rec->reason, rec->error ? rec->error : "");
+        char key[192];
+
+        snprintf(key, sizeof(key), "dlq:%s:%s", rec->target ? rec->target : "-",
+                 rec->reason);
+        LOG_DEBUG(COMP, &lf, "dead-lettered to %s: %s: %s", dlq_topic(w->dlq),
+                  rec->reason, rec->error ? rec->error : "");
+        log_write_limited(LOG_LEVEL_WARN, COMP, &lf, key, JOB_OUTAGE_LOG_MS,
+                          "dead-lettered to %s: %s: %s", dlq_topic(w->dlq),
+                          rec->reason, rec->error ? rec->error : "");
         return JOB_DLQ_WRITTEN;
     }
     log_write_limited(LOG_LEVEL_ERROR, COMP, &lf, "dlq-write", 10000,
@@ -548,10 +559,13 @@ static void job_step_dead_letter(worker *w, job *job)
         run->dlq_attempt = 0;
     }
     if (run->delivered_any)
-        LOG_WARN(COMP, &lf, "partial success: failed legs dead-lettered");
+        log_write_limited(LOG_LEVEL_WARN, COMP, &lf, "job:partial",
+                          JOB_OUTAGE_LOG_MS,
+                          "partial success: failed legs dead-lettered");
     else
-        LOG_ERROR(COMP, &lf, "total failure after %d attempts: dead-lettered",
-                  run->attempt);
+        log_write_limited(
+            LOG_LEVEL_ERROR, COMP, &lf, "job:dead-lettered", JOB_OUTAGE_LOG_MS,
+            "total failure after %d attempts: dead-lettered", run->attempt);
     job_finish(w, job, true,
                run->delivered_any ? "partial_success" : "dead_lettered");
 }
@@ -588,10 +602,14 @@ static void job_retry(worker *w, job *job, size_t failed)
                          w->cfg.job_backoff_max_ms, &run->seed);
 
     metrics_add(job_retries, 1);
-    LOG_WARN(COMP, &lf,
-             "total failure on attempt %d: retrying %zu leg(s) in "
-             "%" PRId64 " ms",
-             run->attempt, failed, delay);
+    LOG_DEBUG(COMP, &lf,
+              "total failure on attempt %d: retrying %zu leg(s) in "
+              "%" PRId64 " ms",
+              run->attempt, failed, delay);
+    log_write_limited(LOG_LEVEL_WARN, COMP, &lf, "job:retry", JOB_OUTAGE_LOG_MS,
+                      "total failure on attempt %d: retrying %zu leg(s) in "
+                      "%" PRId64 " ms",
+                      run->attempt, failed, delay);
     run->step = STEP_PUBLISH;
     run->due_ms = herald_now_ms() + delay;
     job_resume(w, job, run->due_ms);
