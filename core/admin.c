@@ -144,6 +144,31 @@ static herald_err admin_err_from_kafka(rd_kafka_resp_err_t err)
     return HERALD_ERR_KAFKA;
 }
 
+/*
+ * Waits for the result event of an Admin request on q: timeout_ms plus a
+ * second, so that librdkafka reports its own request timeout first.
+ * HERALD_OK with *evp set (caller destroys it); otherwise errstr says
+ * "<what> <topic>: ..." and *evp is the failed event or NULL (caller
+ * destroys a non-NULL one).
+ */
+static herald_err admin_result_wait(rd_kafka_queue_t *q, int timeout_ms,
+                                    const char *what, const char *topic,
+                                    rd_kafka_event_t **evp, char *errstr,
+                                    size_t errstr_size)
+{
+    *evp = rd_kafka_queue_poll(q, timeout_ms + 1000);
+    if (!*evp) {
+        snprintf(errstr, errstr_size, "%s %s: timed out", what, topic);
+        return HERALD_ERR_TIMEOUT;
+    }
+    if (rd_kafka_event_error(*evp)) {
+        snprintf(errstr, errstr_size, "%s %s: %s", what, topic,
+                 rd_kafka_event_error_string(*evp));
+        return admin_err_from_kafka(rd_kafka_event_error(*evp));
+    }
+    return HERALD_OK;
+}
+
 herald_err admin_create_topic(const char *brokers, const char *const *props,
                               size_t n_props, const char *topic, int partitions,
                               int replication_factor,
@@ -213,20 +238,11 @@ herald_err admin_create_topic(const char *brokers, const char *const *props,
         goto out;
     }
     rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
-    /* A little more than the request timeout, so librdkafka reports its
-     * own timeout rather than this wait running out first. */
-    ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
-    if (!ev) {
-        snprintf(errstr, errstr_size, "create topic %s: timed out", topic);
-        ret = HERALD_ERR_TIMEOUT;
+    ret = admin_result_wait(q, timeout_ms, "create topic", topic, &ev, errstr,
+                            errstr_size);
+    if (ret)
         goto out;
-    }
-    if (rd_kafka_event_error(ev)) {
-        snprintf(errstr, errstr_size, "create topic %s: %s", topic,
-                 rd_kafka_event_error_string(ev));
-        ret = admin_err_from_kafka(rd_kafka_event_error(ev));
-        goto out;
-    }
+    ret = HERALD_ERR_KAFKA;
     {
         const rd_kafka_CreateTopics_result_t *res =
             rd_kafka_event_CreateTopics_result(ev);
@@ -307,18 +323,11 @@ herald_err admin_topic_config(const char *brokers, const char *const *props,
         goto out;
     }
     rd_kafka_DescribeConfigs(rk, &res, 1, opts, q);
-    ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
-    if (!ev) {
-        snprintf(errstr, errstr_size, "topic config %s: timed out", topic);
-        ret = HERALD_ERR_TIMEOUT;
+    ret = admin_result_wait(q, timeout_ms, "topic config", topic, &ev, errstr,
+                            errstr_size);
+    if (ret)
         goto out;
-    }
-    if (rd_kafka_event_error(ev)) {
-        snprintf(errstr, errstr_size, "topic config %s: %s", topic,
-                 rd_kafka_event_error_string(ev));
-        ret = admin_err_from_kafka(rd_kafka_event_error(ev));
-        goto out;
-    }
+    ret = HERALD_ERR_KAFKA;
     dres = rd_kafka_event_DescribeConfigs_result(ev);
     rs = dres ? rd_kafka_DescribeConfigs_result_resources(dres, &n) : NULL;
     if (!rs || n != 1) {

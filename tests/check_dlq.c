@@ -360,25 +360,38 @@ START_TEST(test_async_acknowledged)
 }
 END_TEST
 
-START_TEST(test_async_timeout_when_broker_down)
+/*
+ * With the broker down: a new dlq, one asynchronous write of a record
+ * with a 300 ms timeout, its report (HERALD_ERR_TIMEOUT) in r (initialised
+ * here). Returns the dlq; the broker stays down.
+ */
+static dlq *async_timeout_while_down(async_report *r)
 {
     char errstr[512];
     dlq *d;
     dlq_record rec = {0};
-    async_report r;
 
     ck_assert_int_eq(rd_kafka_mock_broker_set_down(kafka_fixture_mock(kfx), 1),
                      0);
     d = dlq_new(bootstraps, TOPIC, NULL, 0, errstr, sizeof errstr);
     ck_assert_msg(d != NULL, "%s", errstr);
-    async_report_init(&r);
+    async_report_init(r);
     rec.reason = "target_failed";
     rec.source_topic = "alerts";
     ck_assert_int_eq(
-        dlq_write_async(d, &rec, 300, async_done, &r, errstr, sizeof errstr),
+        dlq_write_async(d, &rec, 300, async_done, r, errstr, sizeof errstr),
         HERALD_OK);
-    async_wait(&r);
-    ck_assert_int_eq(r.err, HERALD_ERR_TIMEOUT);
+    async_wait(r);
+    ck_assert_int_eq(r->err, HERALD_ERR_TIMEOUT);
+    return d;
+}
+
+START_TEST(test_async_timeout_when_broker_down)
+{
+    dlq *d;
+    async_report r;
+
+    d = async_timeout_while_down(&r);
     ck_assert_ptr_nonnull(strstr(r.errstr, "may still be delivered"));
     /* The broker comes back: the abandoned record is delivered late and
      * destroy frees its waiter; the callback is not called again. */
@@ -400,20 +413,10 @@ START_TEST(test_failing_since_until_acknowledged)
     async_report r1, r2;
     int64_t before = herald_now_ms();
 
-    ck_assert_int_eq(rd_kafka_mock_broker_set_down(kafka_fixture_mock(kfx), 1),
-                     0);
-    d = dlq_new(bootstraps, TOPIC, NULL, 0, errstr, sizeof errstr);
-    ck_assert_msg(d != NULL, "%s", errstr);
-    ck_assert_int_eq(dlq_failing_since_ms(d), 0);
-    async_report_init(&r1);
+    d = async_timeout_while_down(&r1);
     async_report_init(&r2);
     rec.reason = "target_failed";
     rec.source_topic = "alerts";
-    ck_assert_int_eq(
-        dlq_write_async(d, &rec, 300, async_done, &r1, errstr, sizeof errstr),
-        HERALD_OK);
-    async_wait(&r1);
-    ck_assert_int_eq(r1.err, HERALD_ERR_TIMEOUT);
     ck_assert_int_ge(dlq_failing_since_ms(d), before);
     ck_assert_int_eq(rd_kafka_mock_broker_set_up(kafka_fixture_mock(kfx), 1),
                      0);

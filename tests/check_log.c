@@ -14,6 +14,8 @@
 
 #include "core/log.h"
 
+#include "tests/check_main.h"
+
 /* An hour: no interval passes during a test. */
 #define HOUR_MS 3600000
 #define THREADS 4
@@ -125,29 +127,14 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("log");
-    SRunner *sr;
-    int failed;
-    struct {
-        const char *name;
-        const TTest *test;
-    } cases[] = {
+    const check_case cases[] = {
         {"one_line_per_key_per_interval", test_one_line_per_key_per_interval},
         {"next_line_counts_suppressed", test_next_line_counts_suppressed},
         {"below_level_not_counted", test_below_level_not_counted},
         {"threads_share_the_limit", test_threads_share_the_limit},
     };
+    Suite *s = suite_create("log");
 
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    check_suite_add(s, cases, CHECK_N_CASES(cases), setup, teardown);
+    return check_suite_run(s);
 }
