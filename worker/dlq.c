@@ -242,11 +242,17 @@ static rd_kafka_resp_err_t dlq_produce_truncated(dlq *d, dlq_waiter *w,
     }
     w->truncated = true;
     metrics_add(d->m_truncated, 1);
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/* Logs a truncated copy written in place of a record (no lock held). */
+static void dlq_log_truncated(const dlq *d, const char *reason,
+                              rd_kafka_resp_err_t err)
+{
     LOG_WARN("dlq", NULL,
              "dead-letter record (%s) refused by %s: %s; writing a "
              "truncated copy with the original's size and SHA-256",
-             w->reason, d->topic, rd_kafka_err2str(err));
-    return RD_KAFKA_RESP_ERR_NO_ERROR;
+             reason, d->topic, rd_kafka_err2str(err));
 }
 
 /* Delivery report callback: runs on the thread calling rd_kafka_poll(). */
@@ -265,7 +271,12 @@ static void dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
      * takes its place and this waiter waits for the copy's report. */
     if (w->done_fn && !w->abandoned && dlq_permanent(msg->err) &&
         dlq_produce_truncated(d, w, msg->err) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        char reason[sizeof(w->reason)];
+
+        /* w may be reported and freed once the lock is released. */
+        memcpy(reason, w->reason, sizeof(reason));
         pthread_mutex_unlock(&d->lock);
+        dlq_log_truncated(d, reason, msg->err);
         return;
     }
     w->err = msg->err;
@@ -710,7 +721,7 @@ herald_err dlq_write_async(dlq *d, const dlq_record *rec, int timeout_ms,
 {
     rd_kafka_headers_t *hdrs;
     dlq_waiter *w;
-    rd_kafka_resp_err_t err;
+    rd_kafka_resp_err_t err, refused;
     herald_err ret;
 
     if (!done) {
@@ -743,6 +754,7 @@ herald_err dlq_write_async(dlq *d, const dlq_record *rec, int timeout_ms,
         return HERALD_ERR_STATE;
     }
     err = dlq_produce_once(d, rec, hdrs, w);
+    refused = err;
     if (dlq_permanent(err)) {
         /* Refused locally (larger than message.max.bytes): librdkafka
          * did not take hdrs. */
@@ -757,6 +769,8 @@ herald_err dlq_write_async(dlq *d, const dlq_record *rec, int timeout_ms,
     pthread_mutex_unlock(&d->lock);
     if (err)
         return dlq_refused(d, err, w, hdrs, errstr, errstr_size);
+    if (refused)
+        dlq_log_truncated(d, rec->reason, refused);
     return HERALD_OK;
 }
 
