@@ -3,7 +3,7 @@ FROM debian:12 AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config librdkafka-dev libcurl4-openssl-dev \
-      libjson-c-dev libyaml-dev libmicrohttpd-dev check \
+      libjson-c-dev libyaml-dev libmicrohttpd-dev libssl-dev check \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -13,7 +13,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_TESTS=OFF \
 FROM debian:12-slim AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librdkafka1 libcurl4 libjson-c5 libyaml-0-2 libmicrohttpd12 \
+      librdkafka1 libcurl4 libjson-c5 libyaml-0-2 libmicrohttpd12 libssl3 \
       ca-certificates curl \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /build/herald /build/herald-receiver /usr/local/bin/

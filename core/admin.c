@@ -144,10 +144,36 @@ static herald_err admin_err_from_kafka(rd_kafka_resp_err_t err)
     return HERALD_ERR_KAFKA;
 }
 
+/*
+ * Waits for the result event of an Admin request on q: timeout_ms plus a
+ * second, so that librdkafka reports its own request timeout first.
+ * HERALD_OK with *evp set (caller destroys it); otherwise errstr says
+ * "<what> <topic>: ..." and *evp is the failed event or NULL (caller
+ * destroys a non-NULL one).
+ */
+static herald_err admin_result_wait(rd_kafka_queue_t *q, int timeout_ms,
+                                    const char *what, const char *topic,
+                                    rd_kafka_event_t **evp, char *errstr,
+                                    size_t errstr_size)
+{
+    *evp = rd_kafka_queue_poll(q, timeout_ms + 1000);
+    if (!*evp) {
+        snprintf(errstr, errstr_size, "%s %s: timed out", what, topic);
+        return HERALD_ERR_TIMEOUT;
+    }
+    if (rd_kafka_event_error(*evp)) {
+        snprintf(errstr, errstr_size, "%s %s: %s", what, topic,
+                 rd_kafka_event_error_string(*evp));
+        return admin_err_from_kafka(rd_kafka_event_error(*evp));
+    }
+    return HERALD_OK;
+}
+
 herald_err admin_create_topic(const char *brokers, const char *const *props,
                               size_t n_props, const char *topic, int partitions,
-                              int replication_factor, int timeout_ms,
-                              char *errstr, size_t errstr_size)
+                              int replication_factor,
+                              const char *const *configs, size_t n_configs,
+                              int timeout_ms, char *errstr, size_t errstr_size)
 {
     rd_kafka_t *rk = NULL;
     rd_kafka_NewTopic_t *nt = NULL;
@@ -176,6 +202,24 @@ herald_err admin_create_topic(const char *brokers, const char *const *props,
         ret = HERALD_ERR_INVALID;
         goto out;
     }
+    for (size_t i = 0; i < n_configs; i++) {
+        char name[256];
+        const char *eq = strchr(configs[i], '=');
+
+        if (!eq || (size_t)(eq - configs[i]) >= sizeof name) {
+            snprintf(errstr, errstr_size, "create topic %s: bad config \"%s\"",
+                     topic, configs[i]);
+            ret = HERALD_ERR_INVALID;
+            goto out;
+        }
+        snprintf(name, sizeof name, "%.*s", (int)(eq - configs[i]), configs[i]);
+        if (rd_kafka_NewTopic_set_config(nt, name, eq + 1)) {
+            snprintf(errstr, errstr_size, "create topic %s: cannot set %s",
+                     topic, configs[i]);
+            ret = HERALD_ERR_INVALID;
+            goto out;
+        }
+    }
     opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     q = rd_kafka_queue_new(rk);
     if (!opts || !q) {
@@ -194,20 +238,11 @@ herald_err admin_create_topic(const char *brokers, const char *const *props,
         goto out;
     }
     rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
-    /* A little more than the request timeout, so librdkafka reports its
-     * own timeout rather than this wait running out first. */
-    ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
-    if (!ev) {
-        snprintf(errstr, errstr_size, "create topic %s: timed out", topic);
-        ret = HERALD_ERR_TIMEOUT;
+    ret = admin_result_wait(q, timeout_ms, "create topic", topic, &ev, errstr,
+                            errstr_size);
+    if (ret)
         goto out;
-    }
-    if (rd_kafka_event_error(ev)) {
-        snprintf(errstr, errstr_size, "create topic %s: %s", topic,
-                 rd_kafka_event_error_string(ev));
-        ret = admin_err_from_kafka(rd_kafka_event_error(ev));
-        goto out;
-    }
+    ret = HERALD_ERR_KAFKA;
     {
         const rd_kafka_CreateTopics_result_t *res =
             rd_kafka_event_CreateTopics_result(ev);
@@ -243,6 +278,91 @@ out:
         rd_kafka_AdminOptions_destroy(opts);
     if (nt)
         rd_kafka_NewTopic_destroy(nt);
+    rd_kafka_destroy(rk);
+    return ret;
+}
+
+herald_err admin_topic_config(const char *brokers, const char *const *props,
+                              size_t n_props, const char *topic,
+                              const char *name, char *value, size_t value_size,
+                              int timeout_ms, char *errstr, size_t errstr_size)
+{
+    rd_kafka_t *rk = NULL;
+    rd_kafka_ConfigResource_t *res = NULL;
+    rd_kafka_AdminOptions_t *opts = NULL;
+    rd_kafka_queue_t *q = NULL;
+    rd_kafka_event_t *ev = NULL;
+    herald_err ret = HERALD_ERR_KAFKA;
+    const rd_kafka_DescribeConfigs_result_t *dres;
+    const rd_kafka_ConfigResource_t **rs;
+    const rd_kafka_ConfigEntry_t **entries;
+    size_t n = 0;
+    char rkerr[512];
+
+    if (!topic || !*topic || !name || !value || value_size == 0 ||
+        timeout_ms <= 0) {
+        snprintf(errstr, errstr_size, "topic config: invalid arguments");
+        return HERALD_ERR_INVALID;
+    }
+    rk = admin_handle_new(RD_KAFKA_PRODUCER, brokers, NULL, 0, props, n_props,
+                          errstr, errstr_size);
+    if (!rk)
+        return HERALD_ERR_INVALID;
+    res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    q = rd_kafka_queue_new(rk);
+    if (!res || !opts || !q) {
+        snprintf(errstr, errstr_size, "topic config %s: out of memory", topic);
+        ret = HERALD_ERR_NOMEM;
+        goto out;
+    }
+    if (rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, rkerr,
+                                                  sizeof rkerr)) {
+        snprintf(errstr, errstr_size, "topic config %s: %s", topic, rkerr);
+        ret = HERALD_ERR_INVALID;
+        goto out;
+    }
+    rd_kafka_DescribeConfigs(rk, &res, 1, opts, q);
+    ret = admin_result_wait(q, timeout_ms, "topic config", topic, &ev, errstr,
+                            errstr_size);
+    if (ret)
+        goto out;
+    ret = HERALD_ERR_KAFKA;
+    dres = rd_kafka_event_DescribeConfigs_result(ev);
+    rs = dres ? rd_kafka_DescribeConfigs_result_resources(dres, &n) : NULL;
+    if (!rs || n != 1) {
+        snprintf(errstr, errstr_size, "topic config %s: unexpected result",
+                 topic);
+        goto out;
+    }
+    if (rd_kafka_ConfigResource_error(rs[0])) {
+        snprintf(errstr, errstr_size, "topic config %s: %s", topic,
+                 rd_kafka_ConfigResource_error_string(rs[0]));
+        ret = admin_err_from_kafka(rd_kafka_ConfigResource_error(rs[0]));
+        goto out;
+    }
+    entries = rd_kafka_ConfigResource_configs(rs[0], &n);
+    snprintf(errstr, errstr_size, "topic %s has no config %s", topic, name);
+    ret = HERALD_ERR_NOT_FOUND;
+    for (size_t i = 0; i < n; i++) {
+        const char *v = rd_kafka_ConfigEntry_value(entries[i]);
+
+        if (strcmp(rd_kafka_ConfigEntry_name(entries[i]), name) != 0 || !v)
+            continue;
+        snprintf(value, value_size, "%s", v);
+        errstr[0] = '\0';
+        ret = HERALD_OK;
+        break;
+    }
+out:
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    if (q)
+        rd_kafka_queue_destroy(q);
+    if (opts)
+        rd_kafka_AdminOptions_destroy(opts);
+    if (res)
+        rd_kafka_ConfigResource_destroy(res);
     rd_kafka_destroy(rk);
     return ret;
 }

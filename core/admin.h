@@ -50,7 +50,9 @@ rd_kafka_conf_t *admin_conf_new(const char *brokers,
 /*
  * Creates topic with partitions partitions (>= 1) and replication_factor
  * replicas (-1 for the broker's default.replication.factor, Kafka >= 2.4)
- * through the Admin API, waiting up to timeout_ms (milliseconds, > 0) for
+ * and the n_configs "key=value" topic configs of configs (for example
+ * "max.message.bytes=2097152"; NULL when n_configs is 0) through the Admin
+ * API, waiting up to timeout_ms (milliseconds, > 0) for
  * the broker to finish. A topic that already exists is success (its
  * partition count is not changed; see admin_partition_count()). props as
  * in admin_conf_new(). Any thread.
@@ -60,8 +62,22 @@ rd_kafka_conf_t *admin_conf_new(const char *brokers,
  */
 herald_err admin_create_topic(const char *brokers, const char *const *props,
                               size_t n_props, const char *topic, int partitions,
-                              int replication_factor, int timeout_ms,
-                              char *errstr, size_t errstr_size);
+                              int replication_factor,
+                              const char *const *configs, size_t n_configs,
+                              int timeout_ms, char *errstr, size_t errstr_size);
+
+/*
+ * Reads the value of topic config name (for example "max.message.bytes")
+ * of topic through the Admin API (DescribeConfigs) into value (value_size
+ * bytes, NUL-terminated, truncated if longer), waiting up to timeout_ms
+ * (milliseconds, > 0). props as in admin_conf_new(). Any thread.
+ * Errors: HERALD_ERR_INVALID, HERALD_ERR_NOT_FOUND (no such topic or
+ * config), HERALD_ERR_KAFKA, HERALD_ERR_TIMEOUT, HERALD_ERR_NOMEM.
+ */
+herald_err admin_topic_config(const char *brokers, const char *const *props,
+                              size_t n_props, const char *topic,
+                              const char *name, char *value, size_t value_size,
+                              int timeout_ms, char *errstr, size_t errstr_size);
 
 /*
  * Sets *count to the number of partitions of topic, from a metadata

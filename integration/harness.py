@@ -319,3 +319,13 @@ def produce_raw(sc, topic, lines, extra=()):
     if out.returncode not in (0, 3):
         raise AssertionError(f"herald produce failed: {out.stderr!r}")
     return out.stderr.decode(errors="replace")
+
+
+def create_topic(sc, name, partitions, configs=()):
+    """Creates topic name with partitions partitions and the topic configs
+    ("key=value", e.g. "max.message.bytes=3000000") through
+    integration/kafka; no error if it exists."""
+    subprocess.run([KAFKA, "create-topic", name, str(partitions), *configs],
+                   check=True, stdout=subprocess.DEVNULL,
+                   env=sc._kafka_env())
+    return name

@@ -81,6 +81,11 @@
 #define PP_LATE_GRACE_MS 1000
 /* Interval of rate-limited error lines per target and kind, ms. */
 #define PP_LOG_LIMIT_MS 60000
+/* Lines that repeat per alert while a target is down (breaker or health
+ * skips, failed publishes): at most one per key per 10 s, with the count
+ * of the suppressed ones, so an outage at hundreds of alerts per second
+ * logs a few lines per target per interval, not one per alert. */
+#define PP_OUTAGE_LOG_MS 10000
 
 /* One breaker per target name, kept across reloads. */
 typedef struct pp_breaker {
@@ -981,6 +986,18 @@ out:
     return ok;
 }
 
+/* Logs a leg skipped by its target's breaker or health: one line per
+ * target and reason per PP_OUTAGE_LOG_MS, with the count of the others. */
+static void pp_log_skip(const log_fields *f, const char *target,
+                        const char *reason)
+{
+    char key[192];
+
+    snprintf(key, sizeof key, "skip:%s:%s", target, reason);
+    log_write_limited(LOG_LEVEL_WARN, PP_COMPONENT, f, key, PP_OUTAGE_LOG_MS,
+                      "skipped: %s", reason);
+}
+
 /* Metrics and logs of a leg that became final before the context closed. */
 static void pp_leg_report(pp_ctx *ctx, pp_leg *leg)
 {
@@ -1013,8 +1030,8 @@ static void pp_leg_report(pp_ctx *ctx, pp_leg *leg)
             LOG_DEBUG(PP_COMPONENT, &f, "skipped: %s",
                       publish_skip_reason_name(leg->skip_reason));
         else
-            LOG_WARN(PP_COMPONENT, &f, "skipped: %s",
-                     publish_skip_reason_name(leg->skip_reason));
+            pp_log_skip(&f, leg->name,
+                        publish_skip_reason_name(leg->skip_reason));
         break;
     }
 }
@@ -1294,10 +1311,14 @@ static void pp_report_call(parallel_publisher *pp, const alert *a,
                     tr->attempts, tr->error);
             }
         }
-        LOG_ERROR(PP_COMPONENT, &f,
-                  "publish failed: %s (%zu failed, %zu "
-                  "skipped of %zu)",
-                  herald_err2str(err), res->failed, res->skipped, res->total);
+        /* Each failed target has its own line above; this summary is
+         * one line per interval, with the count of the others. */
+        log_write_limited(LOG_LEVEL_ERROR, PP_COMPONENT, &f, "publish:failed",
+                          PP_OUTAGE_LOG_MS,
+                          "publish failed: %s (%zu failed, %zu skipped of "
+                          "%zu)",
+                          herald_err2str(err), res->failed, res->skipped,
+                          res->total);
     }
 }
 

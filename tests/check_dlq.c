@@ -7,6 +7,7 @@
  * its acknowledgement or its timeout through its callback.
  */
 #include <check.h>
+#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -359,25 +360,38 @@ START_TEST(test_async_acknowledged)
 }
 END_TEST
 
-START_TEST(test_async_timeout_when_broker_down)
+/*
+ * With the broker down: a new dlq, one asynchronous write of a record
+ * with a 300 ms timeout, its report (HERALD_ERR_TIMEOUT) in r (initialised
+ * here). Returns the dlq; the broker stays down.
+ */
+static dlq *async_timeout_while_down(async_report *r)
 {
     char errstr[512];
     dlq *d;
     dlq_record rec = {0};
-    async_report r;
 
     ck_assert_int_eq(rd_kafka_mock_broker_set_down(kafka_fixture_mock(kfx), 1),
                      0);
     d = dlq_new(bootstraps, TOPIC, NULL, 0, errstr, sizeof errstr);
     ck_assert_msg(d != NULL, "%s", errstr);
-    async_report_init(&r);
+    async_report_init(r);
     rec.reason = "target_failed";
     rec.source_topic = "alerts";
     ck_assert_int_eq(
-        dlq_write_async(d, &rec, 300, async_done, &r, errstr, sizeof errstr),
+        dlq_write_async(d, &rec, 300, async_done, r, errstr, sizeof errstr),
         HERALD_OK);
-    async_wait(&r);
-    ck_assert_int_eq(r.err, HERALD_ERR_TIMEOUT);
+    async_wait(r);
+    ck_assert_int_eq(r->err, HERALD_ERR_TIMEOUT);
+    return d;
+}
+
+START_TEST(test_async_timeout_when_broker_down)
+{
+    dlq *d;
+    async_report r;
+
+    d = async_timeout_while_down(&r);
     ck_assert_ptr_nonnull(strstr(r.errstr, "may still be delivered"));
     /* The broker comes back: the abandoned record is delivered late and
      * destroy frees its waiter; the callback is not called again. */
@@ -386,6 +400,115 @@ START_TEST(test_async_timeout_when_broker_down)
     dlq_destroy(d);
     ck_assert_int_eq(r.calls, 1);
     async_report_free(&r);
+}
+END_TEST
+
+/* A failing write shows in dlq_failing_since_ms() until one is
+ * acknowledged again. */
+START_TEST(test_failing_since_until_acknowledged)
+{
+    char errstr[512];
+    dlq *d;
+    dlq_record rec = {0};
+    async_report r1, r2;
+    int64_t before = herald_now_ms();
+
+    d = async_timeout_while_down(&r1);
+    async_report_init(&r2);
+    rec.reason = "target_failed";
+    rec.source_topic = "alerts";
+    ck_assert_int_ge(dlq_failing_since_ms(d), before);
+    ck_assert_int_eq(rd_kafka_mock_broker_set_up(kafka_fixture_mock(kfx), 1),
+                     0);
+    ck_assert_int_eq(
+        dlq_write_async(d, &rec, 10000, async_done, &r2, errstr, sizeof errstr),
+        HERALD_OK);
+    async_wait(&r2);
+    ck_assert_int_eq(r2.err, HERALD_OK);
+    ck_assert_int_eq(dlq_failing_since_ms(d), 0);
+    dlq_destroy(d);
+    async_report_free(&r1);
+    async_report_free(&r2);
+}
+END_TEST
+
+/*
+ * Writes a record of value_len bytes asynchronously through a dlq made
+ * with props, and checks that what the topic holds is its truncated copy
+ * with the original's size and SHA-256, the source coordinates and
+ * want_error in herald-dlq-error.
+ */
+static void assert_truncated_copy(const char *const *props, size_t n_props,
+                                  size_t value_len, const char *want_error)
+{
+    char errstr[512];
+    char want[2 * SHA256_DIGEST_LENGTH + 1];
+    char size[24];
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    dlq *d = dlq_new(bootstraps, TOPIC, props, n_props, errstr, sizeof errstr);
+    dlq_record rec = {0};
+    kafka_fixture_record msgs[2];
+    async_report r;
+    char *value = malloc(value_len);
+
+    ck_assert_msg(d != NULL, "%s", errstr);
+    ck_assert_ptr_nonnull(value);
+    for (size_t i = 0; i < value_len; i++)
+        value[i] = (char)('a' + i % 26);
+    SHA256((const unsigned char *)value, value_len, md);
+    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        snprintf(want + 2 * i, 3, "%02x", md[i]);
+    async_report_init(&r);
+    rec.reason = "oversize";
+    rec.error = "message larger than 1048576 bytes";
+    rec.source_topic = "alerts";
+    rec.source_partition = 2;
+    rec.source_offset = 77;
+    rec.key = "fp";
+    rec.key_len = 2;
+    rec.value = value;
+    rec.value_len = value_len;
+    ck_assert_int_eq(
+        dlq_write_async(d, &rec, 10000, async_done, &r, errstr, sizeof errstr),
+        HERALD_OK);
+    async_wait(&r);
+    ck_assert_msg(r.err == HERALD_OK, "%s", r.errstr);
+    dlq_destroy(d);
+    free(value);
+    async_report_free(&r);
+    ck_assert_int_eq(consume_all(msgs, 1), 1);
+    ck_assert_uint_lt(msgs[0].len, value_len);
+    ck_assert_int_eq(memcmp(msgs[0].value, "abcdef", 6), 0);
+    ck_assert_uint_eq(msgs[0].key_len, 2);
+    snprintf(size, sizeof size, "%zu", value_len);
+    assert_header(&msgs[0], "herald-truncated", "true");
+    assert_header(&msgs[0], "herald-original-size", size);
+    assert_header(&msgs[0], "herald-original-sha256", want);
+    assert_header(&msgs[0], "herald-dlq-error", want_error);
+    assert_header(&msgs[0], "herald-reason", "oversize");
+    assert_header(&msgs[0], "herald-source-topic", "alerts");
+    assert_header(&msgs[0], "herald-source-partition", "2");
+    assert_header(&msgs[0], "herald-source-offset", "77");
+    kafka_fixture_records_free(msgs, 1);
+}
+
+/* Larger than the producer's message.max.bytes: refused locally. */
+START_TEST(test_async_too_large_for_producer_truncated)
+{
+    const char *props[] = {"message.max.bytes=40000"};
+
+    assert_truncated_copy(props, 1, 100000, "MSG_SIZE_TOO_LARGE");
+}
+END_TEST
+
+/* The broker refuses the record as too large for the topic. */
+START_TEST(test_async_too_large_for_topic_truncated)
+{
+    /* 0: the Produce API key (RD_KAFKAP_Produce is not in the public
+     * headers). */
+    rd_kafka_mock_push_request_errors(kafka_fixture_mock(kfx), 0, 1,
+                                      RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+    assert_truncated_copy(NULL, 0, 50000, "MSG_SIZE_TOO_LARGE");
 }
 END_TEST
 
@@ -404,6 +527,12 @@ static Suite *dlq_suite(void)
         {"metrics_count_by_reason", test_metrics_count_by_reason},
         {"async_acknowledged", test_async_acknowledged},
         {"async_timeout_when_broker_down", test_async_timeout_when_broker_down},
+        {"failing_since_until_acknowledged",
+         test_failing_since_until_acknowledged},
+        {"async_too_large_for_producer_truncated",
+         test_async_too_large_for_producer_truncated},
+        {"async_too_large_for_topic_truncated",
+         test_async_too_large_for_topic_truncated},
     };
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -384,12 +384,12 @@ START_TEST(test_create_topic_real_broker)
     }
     snprintf(topic, sizeof topic, "check-produce-%ld-%d", (long)time(NULL),
              (int)getpid());
-    ck_assert_int_eq(admin_create_topic(brokers, NULL, 0, topic, 4, 1, 30000,
-                                        errstr, sizeof errstr),
+    ck_assert_int_eq(admin_create_topic(brokers, NULL, 0, topic, 4, 1, NULL, 0,
+                                        30000, errstr, sizeof errstr),
                      HERALD_OK);
     /* Already existing is success too. */
-    ck_assert_int_eq(admin_create_topic(brokers, NULL, 0, topic, 4, 1, 30000,
-                                        errstr, sizeof errstr),
+    ck_assert_int_eq(admin_create_topic(brokers, NULL, 0, topic, 4, 1, NULL, 0,
+                                        30000, errstr, sizeof errstr),
                      HERALD_OK);
     ck_assert_int_eq(admin_partition_count(brokers, NULL, 0, topic, &count,
                                            30000, errstr, sizeof errstr),
@@ -398,15 +398,44 @@ START_TEST(test_create_topic_real_broker)
 }
 END_TEST
 
+/* A topic created with a config has it, as DescribeConfigs reads it. */
+START_TEST(test_topic_config_real_broker)
+{
+    const char *brokers = getenv("HERALD_TEST_BROKERS");
+    const char *configs[] = {"max.message.bytes=3000000"};
+    char topic[64], errstr[512], value[32];
+
+    if (!brokers || !*brokers) {
+        fprintf(stderr, "check_produce: SKIP topic_config_real_broker: set "
+                        "HERALD_TEST_BROKERS to a real broker to run it\n");
+        return;
+    }
+    snprintf(topic, sizeof topic, "check-config-%ld-%d", (long)time(NULL),
+             (int)getpid());
+    ck_assert_int_eq(admin_create_topic(brokers, NULL, 0, topic, 1, 1, configs,
+                                        1, 30000, errstr, sizeof errstr),
+                     HERALD_OK);
+    ck_assert_msg(admin_topic_config(brokers, NULL, 0, topic,
+                                     "max.message.bytes", value, sizeof value,
+                                     30000, errstr, sizeof errstr) == HERALD_OK,
+                  "%s", errstr);
+    ck_assert_str_eq(value, "3000000");
+    ck_assert_int_eq(admin_topic_config(brokers, NULL, 0, topic, "no.such",
+                                        value, sizeof value, 30000, errstr,
+                                        sizeof errstr),
+                     HERALD_ERR_NOT_FOUND);
+}
+END_TEST
+
 START_TEST(test_create_topic_invalid)
 {
     char errstr[512];
 
-    ck_assert_int_eq(admin_create_topic(bootstraps, NULL, 0, "t", 0, 1, 1000,
-                                        errstr, sizeof errstr),
+    ck_assert_int_eq(admin_create_topic(bootstraps, NULL, 0, "t", 0, 1, NULL, 0,
+                                        1000, errstr, sizeof errstr),
                      HERALD_ERR_INVALID);
-    ck_assert_int_eq(admin_create_topic(NULL, NULL, 0, "t", 1, 1, 1000, errstr,
-                                        sizeof errstr),
+    ck_assert_int_eq(admin_create_topic(NULL, NULL, 0, "t", 1, 1, NULL, 0, 1000,
+                                        errstr, sizeof errstr),
                      HERALD_ERR_INVALID);
 }
 END_TEST
@@ -458,6 +487,7 @@ static Suite *produce_suite(void)
         {"partition_count", test_partition_count, 1},
         {"group_offsets_and_lag", test_group_offsets_and_lag, 1},
         {"create_topic_real_broker", test_create_topic_real_broker, 0},
+        {"topic_config_real_broker", test_topic_config_real_broker, 0},
         {"create_topic_invalid", test_create_topic_invalid, 1},
         {"replay_time_parse", test_replay_time_parse, 0},
     };

@@ -460,7 +460,7 @@ static int produce_connect(const produce_settings *set, produce_ctx *ctx)
     if (set->create_partitions > 0) {
         herald_err err =
             admin_create_topic(set->brokers, props, set->props.n, ctx->topic,
-                               set->create_partitions, set->rf,
+                               set->create_partitions, set->rf, NULL, 0,
                                PRODUCE_ADMIN_TIMEOUT_MS, errstr, sizeof errstr);
 
         if (err != HERALD_OK) {

@@ -21,10 +21,19 @@
 #include "publishers/breaker.h"
 #include "worker/worker_int.h"
 
+/* Dead-letter writes failing for this long make the worker not ready: a
+ * job whose dead letter cannot be written pins its partition's commit
+ * point, so this must show (the job's log says why, once per 10 s). Longer
+ * than a broker's leader election, shorter than a stalled minute. */
+#define API_DLQ_STUCK_MS 30000
+
 static bool api_ready(void *opaque)
 {
     worker *w = opaque;
+    int64_t since = dlq_failing_since_ms(w->dlq);
 
+    if (since && herald_now_ms() - since > API_DLQ_STUCK_MS)
+        return false;
     return atomic_load(&w->assigned);
 }
 

@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
+#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -48,6 +49,14 @@
 /* rd_kafka_poll() wait of the poll thread: bounds how long dlq_destroy()
  * waits for the thread to notice the stop flag, ms. */
 #define DLQ_POLL_MS 100
+/* The truncated copy of a record that cannot be written as it is keeps
+ * this much of the value and of the key, and of the error text: with the
+ * headers it stays far below any producer's or topic's limit (librdkafka
+ * allows message.max.bytes down to 1000 only; Kafka's default topic limit
+ * is about 1 MB). */
+#define DLQ_TRUNC_VALUE_MAX 16384
+#define DLQ_TRUNC_KEY_MAX 1024
+#define DLQ_TRUNC_ERROR_MAX 1024
 
 /* One write waiting for its delivery report: a writer blocked in
  * dlq_write(), or an asynchronous write (done_fn set). */
@@ -65,6 +74,13 @@ typedef struct dlq_waiter {
     void *opaque;
     int timeout_ms;
     char reason[32]; /* The record's reason, for the metric. */
+    /* The truncated copy, written instead when the record itself fails
+     * for a permanent reason (dlq_permanent()); owned by the waiter until
+     * produced (then NULL). */
+    rd_kafka_headers_t *fb_hdrs;
+    void *fb_key, *fb_value;
+    size_t fb_key_len, fb_value_len;
+    bool truncated; /* The copy was produced in the record's place. */
 } dlq_waiter;
 
 struct dlq {
@@ -82,7 +98,27 @@ struct dlq {
     bool closed;           /* dlq_close(): asynchronous writes refused. */
     metric *m_records;     /* herald_dlq_records_total{reason} */
     metric *m_errors;      /* herald_dlq_errors_total */
+    metric *m_truncated;   /* herald_dlq_truncated_total */
+    metric *m_failing;     /* herald_dlq_failing */
+    /* herald_now_ms() of the first of the failed writes since the last
+     * acknowledged one; 0 while writes succeed. */
+    atomic_llong failing_since;
 };
+
+/* Records the outcome of one write for dlq_failing_since_ms(). */
+static void dlq_health(dlq *d, bool ok)
+{
+    long long zero = 0;
+
+    if (ok) {
+        if (atomic_exchange(&d->failing_since, 0) != 0)
+            metrics_set(d->m_failing, 0);
+        return;
+    }
+    if (atomic_compare_exchange_strong(&d->failing_since, &zero,
+                                       (long long)herald_now_ms()))
+        metrics_set(d->m_failing, 1);
+}
 
 static void dlq_list_push(dlq_waiter **head, dlq_waiter *w)
 {
@@ -109,6 +145,10 @@ static void dlq_waiter_free(dlq_waiter *w)
     if (!w)
         return;
     pthread_cond_destroy(&w->cond);
+    if (w->fb_hdrs)
+        rd_kafka_headers_destroy(w->fb_hdrs);
+    free(w->fb_key);
+    free(w->fb_value);
     free(w);
 }
 
@@ -121,9 +161,11 @@ static herald_err dlq_result(dlq *d, rd_kafka_resp_err_t err,
         snprintf(errstr, errstr_size, "dlq: write to %s failed: %s", d->topic,
                  rd_kafka_err2str(err));
         metrics_add(d->m_errors, 1);
+        dlq_health(d, false);
         return err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ? HERALD_ERR_TIMEOUT
                                                        : HERALD_ERR_KAFKA;
     }
+    dlq_health(d, true);
     metrics_add(d->m_records, 1, reason);
     return HERALD_OK;
 }
@@ -137,6 +179,7 @@ static herald_err dlq_timed_out(dlq *d, int timeout_ms, char *errstr,
              "may still be delivered later)",
              d->topic, timeout_ms);
     metrics_add(d->m_errors, 1);
+    dlq_health(d, false);
     return HERALD_ERR_TIMEOUT;
 }
 
@@ -152,6 +195,66 @@ static void dlq_async_finished(dlq *d)
         pthread_cond_broadcast(&d->idle);
 }
 
+/*
+ * True for a failure that writing the same record again cannot cure: too
+ * large for the producer (local) or the topic (broker), not authorized,
+ * no such topic.
+ */
+static bool dlq_permanent(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION: return true;
+    default: return false;
+    }
+}
+
+/*
+ * Produces w's truncated copy in place of its record, which failed with
+ * err (permanent), keeping w as the delivery-report opaque. At most once
+ * per waiter. Caller holds d->lock. Returns librdkafka's answer; the copy
+ * is gone either way.
+ */
+static rd_kafka_resp_err_t dlq_produce_truncated(dlq *d, dlq_waiter *w,
+                                                 rd_kafka_resp_err_t err)
+{
+    rd_kafka_headers_t *hdrs = w->fb_hdrs;
+    rd_kafka_resp_err_t perr;
+
+    w->fb_hdrs = NULL;
+    if (!hdrs)
+        return err;
+    rd_kafka_header_add(hdrs, "herald-dlq-error", -1, rd_kafka_err2name(err),
+                        -1);
+    perr = rd_kafka_producev(d->rk, RD_KAFKA_V_TOPIC(d->topic),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                             RD_KAFKA_V_KEY(w->fb_key, w->fb_key_len),
+                             RD_KAFKA_V_VALUE(w->fb_value, w->fb_value_len),
+                             RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(w),
+                             RD_KAFKA_V_END);
+    if (perr) {
+        rd_kafka_headers_destroy(hdrs);
+        return perr;
+    }
+    w->truncated = true;
+    metrics_add(d->m_truncated, 1);
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/* Logs a truncated copy written in place of a record (no lock held). */
+static void dlq_log_truncated(const dlq *d, const char *reason,
+                              rd_kafka_resp_err_t err)
+{
+    LOG_WARN("dlq", NULL,
+             "dead-letter record (%s) refused by %s: %s; writing a "
+             "truncated copy with the original's size and SHA-256",
+             reason, d->topic, rd_kafka_err2str(err));
+}
+
 /* Delivery report callback: runs on the thread calling rd_kafka_poll(). */
 static void dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
                       void *opaque)
@@ -164,6 +267,18 @@ static void dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
     if (!w)
         return;
     pthread_mutex_lock(&d->lock);
+    /* An asynchronous record the topic can never take: its truncated copy
+     * takes its place and this waiter waits for the copy's report. */
+    if (w->done_fn && !w->abandoned && dlq_permanent(msg->err) &&
+        dlq_produce_truncated(d, w, msg->err) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        char reason[sizeof(w->reason)];
+
+        /* w may be reported and freed once the lock is released. */
+        memcpy(reason, w->reason, sizeof(reason));
+        pthread_mutex_unlock(&d->lock);
+        dlq_log_truncated(d, reason, msg->err);
+        return;
+    }
     w->err = msg->err;
     w->done = true;
     free_it = w->abandoned;
@@ -281,6 +396,7 @@ dlq *dlq_new(const char *brokers, const char *topic, const char *const *props,
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->idle, NULL);
     atomic_init(&d->stop, false);
+    atomic_init(&d->failing_since, 0);
     d->topic = strdup(topic);
     d->m_records = metrics_family(METRIC_COUNTER, "herald_dlq_records_total",
                                   "Records acknowledged by the dead-letter "
@@ -290,6 +406,15 @@ dlq *dlq_new(const char *brokers, const char *topic, const char *const *props,
                                  "Dead-letter writes that failed or timed "
                                  "out.",
                                  "", NULL, 0);
+    d->m_truncated =
+        metrics_family(METRIC_COUNTER, "herald_dlq_truncated_total",
+                       "Dead-letter records written as a truncated copy "
+                       "because the record itself was refused for good.",
+                       "", NULL, 0);
+    d->m_failing = metrics_family(METRIC_GAUGE, "herald_dlq_failing",
+                                  "1 while dead-letter writes fail (since "
+                                  "the last acknowledged one), else 0.",
+                                  "", NULL, 0);
     if (!d->topic) {
         snprintf(errstr, errstr_size, "dlq: out of memory");
         goto fail;
@@ -316,6 +441,11 @@ dlq *dlq_new(const char *brokers, const char *topic, const char *const *props,
 fail:
     dlq_destroy(d);
     return NULL;
+}
+
+int64_t dlq_failing_since_ms(dlq *d)
+{
+    return d ? (int64_t)atomic_load(&d->failing_since) : 0;
 }
 
 const char *dlq_topic(const dlq *d)
@@ -499,10 +629,69 @@ static herald_err dlq_refused(dlq *d, rd_kafka_resp_err_t err, dlq_waiter *w,
     snprintf(errstr, errstr_size, "dlq: produce to %s: %s", d->topic,
              rd_kafka_err2str(err));
     metrics_add(d->m_errors, 1);
-    rd_kafka_headers_destroy(hdrs);
+    dlq_health(d, false);
+    if (hdrs)
+        rd_kafka_headers_destroy(hdrs);
     dlq_waiter_free(w);
     return err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? HERALD_ERR_TIMEOUT
                                                 : HERALD_ERR_KAFKA;
+}
+
+/* A copy of the first n bytes of p (p may be NULL: then NULL); false when
+ * out of memory. */
+static bool dlq_copy_prefix(void **out, size_t *out_len, const void *p,
+                            size_t len, size_t max)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (!p)
+        return true;
+    *out_len = len < max ? len : max;
+    *out = malloc(*out_len ? *out_len : 1);
+    if (!*out)
+        return false;
+    memcpy(*out, p, *out_len);
+    return true;
+}
+
+/*
+ * Prepares w's truncated copy of rec: the first DLQ_TRUNC_VALUE_MAX bytes
+ * of the value and DLQ_TRUNC_KEY_MAX of the key, rec's headers (the error
+ * text cut to DLQ_TRUNC_ERROR_MAX) plus herald-truncated,
+ * herald-original-size, herald-original-key-size and
+ * herald-original-sha256 (hex, of the value). False when out of memory.
+ */
+static bool dlq_truncated_prepare(dlq_waiter *w, const dlq_record *rec)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    char md_hex[2 * SHA256_DIGEST_LENGTH + 1];
+    char error[DLQ_TRUNC_ERROR_MAX + 1];
+    dlq_record copy = *rec;
+    size_t value_len = rec->value ? rec->value_len : 0;
+
+    snprintf(error, sizeof(error), "%s", rec->error ? rec->error : "");
+    copy.error = error;
+    w->fb_hdrs = dlq_headers_new(&copy);
+    if (!w->fb_hdrs ||
+        !dlq_copy_prefix(&w->fb_key, &w->fb_key_len, rec->key, rec->key_len,
+                         DLQ_TRUNC_KEY_MAX) ||
+        !dlq_copy_prefix(&w->fb_value, &w->fb_value_len, rec->value, value_len,
+                         DLQ_TRUNC_VALUE_MAX))
+        return false;
+    SHA256(rec->value ? rec->value : (const void *)"", value_len, md);
+    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        md_hex[2 * i] = hex[md[i] >> 4];
+        md_hex[2 * i + 1] = hex[md[i] & 15];
+    }
+    md_hex[2 * SHA256_DIGEST_LENGTH] = '\0';
+    if (!dlq_hdr_str(w->fb_hdrs, "herald-truncated", "true") ||
+        !dlq_hdr_i64(w->fb_hdrs, "herald-original-size", (int64_t)value_len) ||
+        !dlq_hdr_i64(w->fb_hdrs, "herald-original-key-size",
+                     (int64_t)(rec->key ? rec->key_len : 0)) ||
+        !dlq_hdr_str(w->fb_hdrs, "herald-original-sha256", md_hex))
+        return false;
+    return true;
 }
 
 herald_err dlq_write(dlq *d, const dlq_record *rec, int timeout_ms,
@@ -532,7 +721,7 @@ herald_err dlq_write_async(dlq *d, const dlq_record *rec, int timeout_ms,
 {
     rd_kafka_headers_t *hdrs;
     dlq_waiter *w;
-    rd_kafka_resp_err_t err;
+    rd_kafka_resp_err_t err, refused;
     herald_err ret;
 
     if (!done) {
@@ -542,6 +731,13 @@ herald_err dlq_write_async(dlq *d, const dlq_record *rec, int timeout_ms,
     ret = dlq_prepare(d, rec, timeout_ms, &w, &hdrs, errstr, errstr_size);
     if (ret)
         return ret;
+    if (!dlq_truncated_prepare(w, rec)) {
+        snprintf(errstr, errstr_size, "dlq: out of memory");
+        metrics_add(d->m_errors, 1);
+        rd_kafka_headers_destroy(hdrs);
+        dlq_waiter_free(w);
+        return HERALD_ERR_NOMEM;
+    }
     w->done_fn = done;
     w->opaque = opaque;
     snprintf(w->reason, sizeof(w->reason), "%s", rec->reason);
@@ -558,6 +754,14 @@ herald_err dlq_write_async(dlq *d, const dlq_record *rec, int timeout_ms,
         return HERALD_ERR_STATE;
     }
     err = dlq_produce_once(d, rec, hdrs, w);
+    refused = err;
+    if (dlq_permanent(err)) {
+        /* Refused locally (larger than message.max.bytes): librdkafka
+         * did not take hdrs. */
+        rd_kafka_headers_destroy(hdrs);
+        hdrs = NULL;
+        err = dlq_produce_truncated(d, w, err);
+    }
     if (!err) {
         dlq_list_push(&d->pending, w);
         d->n_async++;
@@ -565,6 +769,8 @@ herald_err dlq_write_async(dlq *d, const dlq_record *rec, int timeout_ms,
     pthread_mutex_unlock(&d->lock);
     if (err)
         return dlq_refused(d, err, w, hdrs, errstr, errstr_size);
+    if (refused)
+        dlq_log_truncated(d, rec->reason, refused);
     return HERALD_OK;
 }
 

@@ -20,6 +20,24 @@
  *   herald-version           herald's version (HERALD_VERSION)
  *   herald-dlq-time-ms       wall clock ms since the epoch of the write
  *
+ * A record that can never be written as it is (dlq_write_async() only):
+ * larger than the producer's message.max.bytes, or failed by the broker
+ * with MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, TOPIC_AUTHORIZATION_FAILED
+ * or an unknown topic, is replaced by a truncated copy: the first 16 KiB
+ * of the value, 1 KiB of the key, the same headers (herald-error cut to
+ * 1 KiB) plus
+ *
+ *   herald-truncated          "true"
+ *   herald-original-size      the value's size in bytes (decimal)
+ *   herald-original-key-size  the key's size in bytes (decimal)
+ *   herald-original-sha256    SHA-256 of the value (64 hex digits)
+ *   herald-dlq-error          why the record was refused (librdkafka's
+ *                             error name, e.g. "MSG_SIZE_TOO_LARGE")
+ *
+ * so that an oversize dead letter never pins its partition; the copy's
+ * acknowledgement is the write's success. herald_dlq_truncated_total
+ * counts them.
+ *
  * Records are produced with acks=all and the idempotent producer
  * (enable.idempotence=true), and dlq_write() returns only after the broker
  * acknowledged the record, so a caller may commit the source offset right
@@ -130,6 +148,15 @@ herald_err dlq_write_async(dlq *d, const dlq_record *rec, int timeout_ms,
  * callback.
  */
 void dlq_close(dlq *d);
+
+/*
+ * herald_now_ms() of the first failed write (refused, failed or timed out,
+ * synchronous or not) since the last acknowledged one; 0 while writes
+ * succeed. A value far in the past means dead letters are stuck: the
+ * worker's /readyz reports it. Gauge herald_dlq_failing mirrors it (1/0).
+ * Any thread.
+ */
+int64_t dlq_failing_since_ms(dlq *d);
 
 /* The dead-letter topic name; borrowed until dlq_destroy(). Any thread. */
 const char *dlq_topic(const dlq *d);

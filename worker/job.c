@@ -65,6 +65,10 @@ static const char *COMP = "job";
  * retried every 30 s at most. */
 #define DLQ_BACKOFF_INITIAL_MS 500
 #define DLQ_BACKOFF_MAX_MS 30000
+/* Lines that repeat per job while a target is down (retries, dead
+ * letters): at most one per key per 10 s with the count of the suppressed
+ * ones (log_write_limited()); each job's line stays at debug level. */
+#define JOB_OUTAGE_LOG_MS 10000
 
 typedef enum job_step {
     STEP_START = 0,
@@ -92,6 +96,9 @@ struct job_run {
     uint64_t seed;
     size_t dlq_next; /* Next target to dead-letter. */
     int dlq_attempt; /* Failed writes of the current record. */
+    /* herald_now_ms() at which the backoff the job waits out (a job retry
+     * or a dead-letter write again) ends; 0 when it waits for none. */
+    int64_t due_ms;
     /* The report of the dead-letter write in flight (job_dlq_done()), for
      * the step that started it, which runs again. */
     bool dlq_reported;
@@ -287,6 +294,33 @@ static void job_resume(worker *w, job *job, int64_t when_ms)
     }
 }
 
+/*
+ * Called first by every step that may run after a backoff. True when the
+ * step must not go on: the job was finished as cancelled because its
+ * partition was revoked (or herald stops) while it waited (it is not
+ * retried; its offset is not committed by this replica, so the new owner
+ * consumes it again), or it woke before its due time (queue_timers_expire()
+ * at a revoke of another partition) and sleeps again until then.
+ */
+static bool job_backoff_wake(worker *w, job *job)
+{
+    job_run_state *run = job->run;
+    int64_t due = run->due_ms;
+
+    if (due == 0)
+        return false;
+    if (atomic_load(&job->part->revoked) || job_cancelled(w, job)) {
+        job_finish(w, job, false, "cancelled");
+        return true;
+    }
+    if (herald_now_ms() < due) {
+        job_resume(w, job, due);
+        return true;
+    }
+    run->due_ms = 0;
+    return false;
+}
+
 /* Resumes after a dead-letter write failed; false when cancelled. */
 static bool job_dlq_backoff(worker *w, job *job)
 {
@@ -298,7 +332,8 @@ static bool job_dlq_backoff(worker *w, job *job)
     run->dlq_attempt++;
     delay = backoff_delay_ms(run->dlq_attempt, DLQ_BACKOFF_INITIAL_MS,
                              DLQ_BACKOFF_MAX_MS, &run->seed);
-    job_resume(w, job, herald_now_ms() + delay);
+    run->due_ms = herald_now_ms() + delay;
+    job_resume(w, job, run->due_ms);
     return true;
 }
 
@@ -348,8 +383,15 @@ static job_dlq_state job_dlq_write(worker *w, job *job, const dlq_record *rec)
             return JOB_DLQ_WAITING;
     }
     if (err == HERALD_OK) {
-        LOG_WARN(COMP, &lf, "dead-lettered to %s: %s: %s", dlq_topic(w->dlq),
-                 rec->reason, rec->error ? rec->error : "");
+        char key[192];
+
+        snprintf(key, sizeof(key), "dlq:%s:%s", rec->target ? rec->target : "-",
+                 rec->reason);
+        LOG_DEBUG(COMP, &lf, "dead-lettered to %s: %s: %s", dlq_topic(w->dlq),
+                  rec->reason, rec->error ? rec->error : "");
+        log_write_limited(LOG_LEVEL_WARN, COMP, &lf, key, JOB_OUTAGE_LOG_MS,
+                          "dead-lettered to %s: %s: %s", dlq_topic(w->dlq),
+                          rec->reason, rec->error ? rec->error : "");
         return JOB_DLQ_WRITTEN;
     }
     log_write_limited(LOG_LEVEL_ERROR, COMP, &lf, "dlq-write", 10000,
@@ -377,6 +419,8 @@ static void job_step_poison(worker *w, job *job)
     dlq_record rec;
     bool no_targets = job->batch.n > 0;
 
+    if (job_backoff_wake(w, job))
+        return;
     /* A write that was acknowledged counts even if the job was cancelled
      * while it waited for the report. */
     if (!job->run->dlq_reported && job_cancelled(w, job)) {
@@ -432,6 +476,8 @@ static void job_step_publish(worker *w, job *job)
     job_run_state *run = job->run;
     size_t n_base = run->n_base;
 
+    if (job_backoff_wake(w, job))
+        return;
     if (job_cancelled(w, job)) {
         job_finish(w, job, false, "cancelled");
         return;
@@ -470,6 +516,8 @@ static void job_step_dead_letter(worker *w, job *job)
     job_run_state *run = job->run;
     log_fields lf = job_fields(w, job, NULL);
 
+    if (job_backoff_wake(w, job))
+        return;
     for (; run->dlq_next < run->n_base; run->dlq_next++) {
         size_t t = run->dlq_next;
         leg agg;
@@ -511,10 +559,13 @@ static void job_step_dead_letter(worker *w, job *job)
         run->dlq_attempt = 0;
     }
     if (run->delivered_any)
-        LOG_WARN(COMP, &lf, "partial success: failed legs dead-lettered");
+        log_write_limited(LOG_LEVEL_WARN, COMP, &lf, "job:partial",
+                          JOB_OUTAGE_LOG_MS,
+                          "partial success: failed legs dead-lettered");
     else
-        LOG_ERROR(COMP, &lf, "total failure after %d attempts: dead-lettered",
-                  run->attempt);
+        log_write_limited(
+            LOG_LEVEL_ERROR, COMP, &lf, "job:dead-lettered", JOB_OUTAGE_LOG_MS,
+            "total failure after %d attempts: dead-lettered", run->attempt);
     job_finish(w, job, true,
                run->delivered_any ? "partial_success" : "dead_lettered");
 }
@@ -551,12 +602,17 @@ static void job_retry(worker *w, job *job, size_t failed)
                          w->cfg.job_backoff_max_ms, &run->seed);
 
     metrics_add(job_retries, 1);
-    LOG_WARN(COMP, &lf,
-             "total failure on attempt %d: retrying %zu leg(s) in "
-             "%" PRId64 " ms",
-             run->attempt, failed, delay);
+    LOG_DEBUG(COMP, &lf,
+              "total failure on attempt %d: retrying %zu leg(s) in "
+              "%" PRId64 " ms",
+              run->attempt, failed, delay);
+    log_write_limited(LOG_LEVEL_WARN, COMP, &lf, "job:retry", JOB_OUTAGE_LOG_MS,
+                      "total failure on attempt %d: retrying %zu leg(s) in "
+                      "%" PRId64 " ms",
+                      run->attempt, failed, delay);
     run->step = STEP_PUBLISH;
-    job_resume(w, job, herald_now_ms() + delay);
+    run->due_ms = herald_now_ms() + delay;
+    job_resume(w, job, run->due_ms);
 }
 
 /* Every fan-out of the attempt completed: decide what comes next. */

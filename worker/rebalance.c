@@ -6,7 +6,8 @@
  * then rd_kafka_assign() (eager) or rd_kafka_incremental_assign()
  * (cooperative), then an explicit resume (librdkafka keeps pause flags
  * across assignments). Revoke: mark the partitions revoked (their queued
- * jobs skip publishing), wait for their in-flight jobs up to
+ * jobs skip publishing; jobs waiting for a retry backoff wake at once and
+ * are cancelled, not retried), wait for their in-flight jobs up to
  * revoke_timeout_ms (the revoke deadline) while taking completions
  * (commit.c), commit the contiguous finished prefix synchronously unless
  * the assignment was lost, cancel what is left, free the backlog, forget
@@ -43,6 +44,10 @@ static void revoke_wait(worker *w, rd_kafka_topic_partition_list_t *parts,
         if (p)
             atomic_store(&p->revoked, true);
     }
+    /* Jobs of these partitions waiting out a backoff wake now and finish
+     * as cancelled instead of retrying (job.c); jobs of other partitions
+     * that wake early sleep again until their due time. */
+    queue_timers_expire(w->q);
     for (;;) {
         size_t waiting = 0;
 

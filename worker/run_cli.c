@@ -149,7 +149,8 @@ static const options_entry run_entries[] = {
      .arg = "MS",
      .min = 0,
      .max = 3600000,
-     .help = "shutdown drain deadline"},
+     .help = "shutdown drain deadline; keep it below Kubernetes' "
+             "terminationGracePeriodSeconds"},
     {.name = "revoke-timeout-ms",
      .type = OPTIONS_INT,
      .offset = RUN_FIELD(cfg.revoke_timeout_ms),

@@ -16,6 +16,7 @@
  * file calls it.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/admin.h"
@@ -24,6 +25,14 @@
 #include "worker/worker_int.h"
 
 static const char *COMP = "consumer";
+
+/* Room for a dead letter's key and headers on top of a source record of
+ * the source topic's maximum size: the key and the error text are far
+ * below this in practice; a record that still does not fit is written as
+ * a truncated copy (dlq.c). */
+#define DLQ_HEADROOM_BYTES 65536
+/* librdkafka's upper bound for message.max.bytes. */
+#define DLQ_MAX_BYTES_CAP 1000000000LL
 
 void worker_config_default(worker_config *cfg)
 {
@@ -34,7 +43,7 @@ void worker_config_default(worker_config *cfg)
     cfg->dispatchers = 32;
     cfg->transport_threads = 2;
     cfg->commit_interval_ms = 1000;
-    cfg->drain_timeout_ms = 30000;
+    cfg->drain_timeout_ms = 25000;
     cfg->revoke_timeout_ms = 10000;
     cfg->job_max_attempts = 5;
     cfg->job_max_age_ms = 300000;
@@ -99,16 +108,72 @@ static herald_err worker_start_publishing(worker *w, char *errstr,
     return w->pp ? HERALD_OK : HERALD_ERR_CONFIG;
 }
 
+/*
+ * Reads the source topic's max.message.bytes (Admin API, DescribeConfigs)
+ * into the dead-letter limit w->dlq_max_bytes, so that a record the source
+ * topic took fits its dead letter. Unreadable (a broker not up yet, no
+ * DescribeConfigs permission): 0, logged; librdkafka's and the broker's
+ * defaults apply then.
+ */
+static void worker_dlq_size(worker *w)
+{
+    char value[32], kerr[512];
+    long long bytes;
+
+    if (admin_topic_config(w->cfg.brokers, w->cfg.props, w->cfg.n_props,
+                           w->cfg.topic, "max.message.bytes", value,
+                           sizeof(value), 10000, kerr,
+                           sizeof(kerr)) != HERALD_OK) {
+        LOG_WARN(COMP, LOG_NOFIELDS,
+                 "cannot read max.message.bytes of %s (%s); the dead-letter "
+                 "producer and topic keep their defaults",
+                 w->cfg.topic, kerr);
+        return;
+    }
+    bytes = atoll(value);
+    if (bytes <= 0)
+        return;
+    bytes += DLQ_HEADROOM_BYTES;
+    w->dlq_max_bytes = bytes < DLQ_MAX_BYTES_CAP ? bytes : DLQ_MAX_BYTES_CAP;
+}
+
+/*
+ * Starts the dead-letter producer with message.max.bytes =
+ * w->dlq_max_bytes (when known) ahead of the -X properties, which win.
+ */
+static herald_err worker_start_dlq(worker *w, char *errstr, size_t errstr_size)
+{
+    const char **props = calloc(w->cfg.n_props + 1, sizeof(*props));
+    char max_kv[64];
+    size_t n = 0;
+
+    if (!props) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return HERALD_ERR_NOMEM;
+    }
+    snprintf(max_kv, sizeof(max_kv), "message.max.bytes=%lld",
+             w->dlq_max_bytes);
+    if (w->dlq_max_bytes > 0)
+        props[n++] = max_kv;
+    for (size_t i = 0; i < w->cfg.n_props; i++)
+        props[n++] = w->cfg.props[i];
+    w->dlq =
+        dlq_new(w->cfg.brokers, w->dlq_topic, props, n, errstr, errstr_size);
+    free(props);
+    return w->dlq ? HERALD_OK : HERALD_ERR_KAFKA;
+}
+
 /* Starts the dead-letter producer, the queue and the consumer handle. */
 static herald_err worker_start_kafka(worker *w, char *errstr,
                                      size_t errstr_size)
 {
     queue_config qcfg;
+    herald_err err;
 
-    w->dlq = dlq_new(w->cfg.brokers, w->dlq_topic, w->cfg.props, w->cfg.n_props,
-                     errstr, errstr_size);
-    if (!w->dlq)
-        return HERALD_ERR_KAFKA;
+    worker_dlq_size(w);
+    err = worker_start_dlq(w, errstr, errstr_size);
+    if (err)
+        return err;
     queue_config_init(&qcfg);
     qcfg.capacity = (size_t)w->cfg.queue_capacity;
     qcfg.threads = w->cfg.dispatchers;
@@ -133,7 +198,8 @@ static herald_err worker_start_kafka(worker *w, char *errstr,
  */
 static herald_err topics_check(worker *w, char *errstr, size_t errstr_size)
 {
-    char kerr[512];
+    char kerr[512], max_kv[64], value[32];
+    const char *configs[] = {max_kv};
     int partitions = 0;
     herald_err err;
 
@@ -161,12 +227,29 @@ static herald_err topics_check(worker *w, char *errstr, size_t errstr_size)
                  w->cfg.topic, kerr);
         return HERALD_OK;
     }
+    snprintf(max_kv, sizeof(max_kv), "max.message.bytes=%lld",
+             w->dlq_max_bytes);
     if (admin_create_topic(w->cfg.brokers, w->cfg.props, w->cfg.n_props,
-                           w->dlq_topic, partitions, -1, 10000, kerr,
-                           sizeof(kerr)) != HERALD_OK)
+                           w->dlq_topic, partitions, -1, configs,
+                           w->dlq_max_bytes > 0 ? 1 : 0, 10000, kerr,
+                           sizeof(kerr)) != HERALD_OK) {
         LOG_WARN(COMP, LOG_NOFIELDS,
                  "could not ensure the dead-letter topic %s exists: %s",
                  w->dlq_topic, kerr);
+        return HERALD_OK;
+    }
+    /* An existing topic keeps its limit: say what that means. */
+    if (w->dlq_max_bytes > 0 &&
+        admin_topic_config(w->cfg.brokers, w->cfg.props, w->cfg.n_props,
+                           w->dlq_topic, "max.message.bytes", value,
+                           sizeof(value), 10000, kerr,
+                           sizeof(kerr)) == HERALD_OK &&
+        atoll(value) < w->dlq_max_bytes)
+        LOG_WARN(COMP, LOG_NOFIELDS,
+                 "dead-letter topic %s has max.message.bytes=%s, less than "
+                 "the %lld a record of %s may need: larger dead letters are "
+                 "written as truncated copies (herald-truncated)",
+                 w->dlq_topic, value, w->dlq_max_bytes, w->cfg.topic);
     return HERALD_OK;
 }
 

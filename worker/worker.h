@@ -39,7 +39,7 @@ typedef struct worker_config {
     int dispatchers;        /* Dispatcher threads (default 32). */
     int transport_threads;  /* HTTP I/O threads (default 2). */
     int commit_interval_ms; /* Periodic commit (default 1000). */
-    int drain_timeout_ms;   /* Shutdown drain deadline (default 30000). */
+    int drain_timeout_ms;   /* Shutdown drain deadline (default 25000). */
     int revoke_timeout_ms;  /* Wait for revoked partitions' jobs (10000). */
     int job_max_attempts;   /* Job attempts on total failure (default 5). */
     int64_t job_max_age_ms; /* Job retry budget by age (default 300000). */

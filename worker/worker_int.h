@@ -113,6 +113,10 @@ typedef struct consumer_metrics {
 typedef struct worker {
     worker_config cfg;
     char dlq_topic[256];
+    /* max.message.bytes of the dead-letter topic herald creates and
+     * message.max.bytes of its producer: the source topic's limit plus
+     * room for the headers; 0 when the source topic's was unreadable. */
+    long long dlq_max_bytes;
     rd_kafka_t *rk; /* Consumer thread only. */
     queue *q;
     parallel_publisher *pp;
