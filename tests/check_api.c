@@ -12,11 +12,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "tests/check_main.h"
-#include "worker/api.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "tests/check_main.h"
+#include "worker/api.h"
 
 #define TOKEN "s3cret-token"
 #define MAX_BODY 4096
@@ -314,7 +314,7 @@ START_TEST(test_metrics)
 
     http("GET", "/healthz", NULL, 0, NULL, NULL, &ans);
     answer_free(&ans);
-    http("GET", "/metrics", NULL, 0, NULL, NULL, &ans);
+    http("GET", "/metrics", NULL, 0, BEARER, NULL, &ans);
     ck_assert_int_eq(ans.status, 200);
     ck_assert_str_eq(ans.content_type,
                      "text/plain; version=0.0.4; charset=utf-8");
@@ -331,11 +331,11 @@ START_TEST(test_stats_and_targets)
 {
     http_answer ans;
 
-    http("GET", "/stats", NULL, 0, NULL, NULL, &ans);
+    http("GET", "/stats", NULL, 0, BEARER, NULL, &ans);
     ck_assert_int_eq(ans.status, 200);
     ck_assert_str_eq(buf_str(&ans.body), "{\"totals\":7}");
     answer_free(&ans);
-    http("GET", "/targets", NULL, 0, NULL, NULL, &ans);
+    http("GET", "/targets", NULL, 0, BEARER, NULL, &ans);
     ck_assert_int_eq(ans.status, 200);
     ck_assert_str_eq(buf_str(&ans.body), "[]");
     answer_free(&ans);
@@ -368,6 +368,89 @@ START_TEST(test_auth)
     pthread_mutex_lock(&fw.lock);
     ck_assert_int_eq(fw.publish_calls, 1);
     pthread_mutex_unlock(&fw.lock);
+}
+END_TEST
+
+START_TEST(test_auth_get)
+{
+    static const char *const closed[] = {"/targets", "/stats", "/metrics"};
+    http_answer ans;
+    size_t i;
+
+    /* Configuration, statistics and metrics need the token. */
+    for (i = 0; i < sizeof(closed) / sizeof(closed[0]); i++) {
+        http("GET", closed[i], NULL, 0, NULL, NULL, &ans);
+        assert_envelope(&ans, 401);
+        answer_free(&ans);
+        http("GET", closed[i], NULL, 0, "Bearer wrong-token!", NULL, &ans);
+        assert_envelope(&ans, 401);
+        answer_free(&ans);
+    }
+    /* The probes never do: a kubelet has no token. */
+    http("GET", "/healthz", NULL, 0, NULL, NULL, &ans);
+    ck_assert_int_eq(ans.status, 200);
+    answer_free(&ans);
+    http("GET", "/readyz", NULL, 0, NULL, NULL, &ans);
+    ck_assert_int_eq(ans.status, 503);
+    answer_free(&ans);
+}
+END_TEST
+
+START_TEST(test_metrics_public)
+{
+    char saved[sizeof(base)];
+    char err[256] = "";
+    api_config cfg;
+    api_server *open_srv;
+    http_answer ans;
+
+    api_config_init(&cfg);
+    cfg.listen = "127.0.0.1:0";
+    cfg.threads = 1;
+    cfg.token = TOKEN;
+    cfg.metrics_public = true;
+    cfg.stats = fake_stats;
+    open_srv = api_new(&cfg, err, sizeof(err));
+    ck_assert_msg(open_srv != NULL, "api_new: %s", err);
+    memcpy(saved, base, sizeof(base));
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", api_port(open_srv));
+    http("GET", "/metrics", NULL, 0, NULL, NULL, &ans);
+    ck_assert_int_eq(ans.status, 200);
+    answer_free(&ans);
+    http("GET", "/stats", NULL, 0, NULL, NULL, &ans);
+    ck_assert_int_eq(ans.status, 401);
+    answer_free(&ans);
+    memcpy(base, saved, sizeof(base));
+    api_destroy(open_srv);
+}
+END_TEST
+
+START_TEST(test_listen_check)
+{
+    api_config cfg;
+    char err[512] = "";
+
+    ck_assert(!api_listen_check("0.0.0.0:8080", NULL, false, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "api listen \"0.0.0.0:8080\" is not a "
+                              "loopback address and no --api-token is "
+                              "set") != NULL,
+                  "%s", err);
+    ck_assert(!api_listen_check("[::]:8080", "", false, err, sizeof(err)));
+    ck_assert(!api_listen_check("10.1.2.3:80", NULL, false, err, sizeof(err)));
+    ck_assert(api_listen_check("0.0.0.0:8080", TOKEN, false, err, sizeof(err)));
+    ck_assert(api_listen_check("0.0.0.0:8080", NULL, true, err, sizeof(err)));
+    ck_assert(
+        api_listen_check("127.0.0.2:8080", NULL, false, err, sizeof(err)));
+    ck_assert(
+        api_listen_check("localhost:8080", NULL, false, err, sizeof(err)));
+    ck_assert(api_listen_check("[::1]:8080", NULL, false, err, sizeof(err)));
+    ck_assert(api_listen_check(NULL, NULL, false, err, sizeof(err)));
+    /* api_new() refuses the same. */
+    api_config_init(&cfg);
+    cfg.listen = "0.0.0.0:0";
+    err[0] = '\0';
+    ck_assert_ptr_null(api_new(&cfg, err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "--insecure-no-token"));
 }
 END_TEST
 
@@ -587,7 +670,7 @@ START_TEST(test_probes_served_during_publish)
     http("GET", "/healthz", NULL, 0, NULL, NULL, &ans);
     healthz = ans.status;
     answer_free(&ans);
-    http("GET", "/metrics", NULL, 0, NULL, NULL, &ans);
+    http("GET", "/metrics", NULL, 0, BEARER, NULL, &ans);
     metrics = ans.status;
     answer_free(&ans);
     pthread_mutex_lock(&fw.lock);
@@ -658,6 +741,9 @@ static Suite *api_suite(void)
         {"metrics", test_metrics},
         {"stats_and_targets", test_stats_and_targets},
         {"auth", test_auth},
+        {"auth_get", test_auth_get},
+        {"metrics_public", test_metrics_public},
+        {"listen_check", test_listen_check},
         {"body_too_large", test_body_too_large},
         {"malformed_json", test_malformed_json},
         {"targets_validation", test_targets_validation},

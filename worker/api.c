@@ -20,6 +20,10 @@
  * thread. The server fields are immutable after api_new(), so handlers read
  * them without a lock; the metrics registry has its own locks.
  *
+ * Authorisation: with a token, every route but the probes needs it
+ * (api_route.access); without one, api_new() refuses a non-loopback
+ * address unless told otherwise (api_listen_check()).
+ *
  * Specs: RFC 9110 (methods, 401/404/405/413, Allow), RFC 6750 (bearer
  * tokens, WWW-Authenticate).
  */
@@ -132,7 +136,9 @@ static void request_route(api_server *srv, api_request *req,
                      req->route->post ? "POST" : "GET");
         return;
     }
-    if (req->route->post && !request_authorized(srv, conn)) {
+    if (req->route->access != API_ROUTE_OPEN &&
+        !(req->route->access == API_ROUTE_SCRAPE && srv->metrics_public) &&
+        !request_authorized(srv, conn)) {
         request_fail(req, 401, "missing or invalid bearer token");
         return;
     }
@@ -330,6 +336,29 @@ static bool listen_parse(const char *listen, struct sockaddr_storage *ss,
     return false;
 }
 
+bool api_listen_check(const char *listen, const char *token,
+                      bool insecure_no_token, char *errstr, size_t errstr_size)
+{
+    struct sockaddr_storage ss;
+    bool ipv6 = false;
+    bool loopback = true;
+
+    if (!listen)
+        listen = API_DEFAULT_LISTEN;
+    if (!listen_parse(listen, &ss, &ipv6, &loopback, errstr, errstr_size))
+        return false;
+    if (loopback || (token && token[0]) || insecure_no_token)
+        return true;
+    snprintf(errstr, errstr_size,
+             "api listen \"%s\" is not a loopback address and no "
+             "--api-token is set: anyone on the network could read the "
+             "configuration and send pages; set --api-token "
+             "(HERALD_API_TOKEN), or pass --insecure-no-token to accept an "
+             "open API",
+             listen);
+    return false;
+}
+
 /* Starts libmicrohttpd's daemon on ss with its thread pool; NULL when it
  * cannot (address in use or not available). */
 static struct MHD_Daemon *api_daemon_start(api_server *srv,
@@ -375,7 +404,9 @@ api_server *api_new(const api_config *cfg, char *errstr, size_t errstr_size)
         snprintf(errstr, errstr_size, "api: no configuration");
         return NULL;
     }
-    if (!listen_parse(cfg->listen ? cfg->listen : API_DEFAULT_LISTEN, &ss,
+    if (!api_listen_check(cfg->listen, cfg->token, cfg->insecure_no_token,
+                          errstr, errstr_size) ||
+        !listen_parse(cfg->listen ? cfg->listen : API_DEFAULT_LISTEN, &ss,
                       &ipv6, &loopback, errstr, errstr_size))
         return NULL;
     srv = calloc(1, sizeof(*srv));
@@ -387,6 +418,7 @@ api_server *api_new(const api_config *cfg, char *errstr, size_t errstr_size)
             goto nomem;
         srv->token_len = strlen(srv->token);
     }
+    srv->metrics_public = cfg->metrics_public;
     srv->max_body_bytes =
         cfg->max_body_bytes ? cfg->max_body_bytes : API_DEFAULT_MAX_BODY;
     srv->max_metrics_bytes = cfg->max_metrics_bytes ? cfg->max_metrics_bytes
@@ -412,8 +444,9 @@ api_server *api_new(const api_config *cfg, char *errstr, size_t errstr_size)
     srv->port = info ? (int)info->port : -1;
     if (!loopback && !srv->token)
         LOG_WARN("api", LOG_NOFIELDS,
-                 "the API listens on a non-loopback address without a "
-                 "token: POST /publish is open to the network");
+                 "--insecure-no-token: the API listens on a non-loopback "
+                 "address without a token; /publish, /targets and /stats "
+                 "are open to the network");
     LOG_INFO("api", LOG_NOFIELDS, "listening on port %d with %u threads",
              srv->port, threads);
     return srv;

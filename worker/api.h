@@ -20,9 +20,15 @@
  * the enriched form, whose "classification" may sit next to "alert" at the
  * top level). Targets are named, never given as URLs.
  *
+ * Authorisation: with a token configured, every endpoint except /healthz
+ * and /readyz needs "Authorization: Bearer <token>" (compared in constant
+ * time); /metrics too, unless cfg->metrics_public opens it for scrapers.
+ * Without a token only a loopback address may be listened on, unless
+ * cfg->insecure_no_token (api_listen_check()).
+ *
  * Errors all use one envelope, {"error": {"code": <status>, "message":
- * "..."}}: 400 malformed body, 401 missing or wrong bearer token on POST
- * (when a token is configured; compared in constant time), 404 unknown path
+ * "..."}}: 400 malformed body, 401 missing or wrong bearer token (when a
+ * token is configured), 404 unknown path
  * or target, 405 wrong method (with an Allow header), 413 body over
  * max_body_bytes, 500/503 for internal failures or missing callbacks.
  *
@@ -98,13 +104,15 @@ typedef struct api_config {
      * only. Port 0 picks a free port (see api_port()). Borrowed for
      * api_new(). Default "127.0.0.1:8080". */
     const char *listen;
-    /* Bearer token POST requests must carry, or NULL/"" for none. Copied by
-     * api_new(); never logged. */
+    /* Bearer token every endpoint but the probes requires, or NULL/"" for
+     * none. Copied by api_new(); never logged. */
     const char *token;
-    size_t max_body_bytes;        /* Request body cap, bytes (default 1 MiB). */
-    size_t max_metrics_bytes;     /* /metrics answer cap, bytes (default
-                                     16 MiB). */
-    unsigned int threads;         /* API threads (default 4, at least 1). */
+    bool metrics_public;      /* GET /metrics needs no token (scrapers). */
+    bool insecure_no_token;   /* Allow a non-loopback listen without token. */
+    size_t max_body_bytes;    /* Request body cap, bytes (default 1 MiB). */
+    size_t max_metrics_bytes; /* /metrics answer cap, bytes (default
+                                 16 MiB). */
+    unsigned int threads;     /* API threads (default 4, at least 1). */
     unsigned int max_connections; /* Open connections (default 64). */
     void *opaque;                 /* Passed to every callback. */
     api_ready_fn ready;           /* NULL: always ready. */
@@ -115,6 +123,16 @@ typedef struct api_config {
 
 /* Fills cfg with the defaults above and NULL callbacks. */
 void api_config_init(api_config *cfg);
+
+/*
+ * Checks listen (borrowed; NULL for the default) before anything starts:
+ * a valid address, and a token (non-empty) unless the address is loopback
+ * or insecure_no_token is set. Returns false with errstr naming the
+ * problem; the refusal reads "api listen \"ADDR\" is not a loopback
+ * address and no --api-token is set: ...". Any thread.
+ */
+bool api_listen_check(const char *listen, const char *token,
+                      bool insecure_no_token, char *errstr, size_t errstr_size);
 
 /*
  * Starts the server: binds cfg->listen and starts the API threads. Returns

@@ -145,6 +145,8 @@ herald_err api_worker_start(worker *w, api_server **out, char *errstr,
     api_config_init(&acfg);
     acfg.listen = w->cfg.api_listen;
     acfg.token = w->cfg.api_token;
+    acfg.metrics_public = w->cfg.api_metrics_public;
+    acfg.insecure_no_token = w->cfg.api_insecure_no_token;
     acfg.opaque = w;
     acfg.ready = api_ready;
     acfg.publish = api_publish;

@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/options.h"
 #include "core/signals.h"
+#include "worker/api.h"
 #include "worker/worker.h"
 
 /* The longest settings line logged at start, bytes. */
@@ -182,7 +183,17 @@ static const options_entry run_entries[] = {
      .offset = RUN_FIELD(cfg.api_token),
      .flags = OPTIONS_SECRET,
      .arg = "TOKEN",
-     .help = "bearer token the POST endpoints require"},
+     .help = "bearer token every endpoint but /healthz and\n"
+             "/readyz requires"},
+    {.name = "metrics-public",
+     .type = OPTIONS_BOOL,
+     .offset = RUN_FIELD(cfg.api_metrics_public),
+     .help = "GET /metrics needs no token (for scrapers)"},
+    {.name = "insecure-no-token",
+     .type = OPTIONS_BOOL,
+     .offset = RUN_FIELD(cfg.api_insecure_no_token),
+     .help = "allow --api-listen on a non-loopback address\n"
+             "without --api-token (anyone may publish)"},
     OPTIONS_ENTRY_LOG_LEVEL(run_settings, level, 'l'),
     {.name = "log-format",
      .type = OPTIONS_ENUM,
@@ -276,6 +287,14 @@ int worker_cli_main(int argc, char **argv)
                 "(\"%s\"): dead-lettered records would be consumed "
                 "and published again\n",
                 rs.cfg.topic);
+        goto out;
+    }
+    /* Refuse an open API before contacting Kafka. */
+    if (rs.cfg.api_listen && rs.cfg.api_listen[0] &&
+        !api_listen_check(rs.cfg.api_listen, rs.cfg.api_token,
+                          rs.cfg.api_insecure_no_token, errstr,
+                          sizeof(errstr))) {
+        fprintf(stderr, "herald run: %s\n", errstr);
         goto out;
     }
     rs.cfg.props = (const char *const *)rs.props.items;

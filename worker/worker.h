@@ -18,9 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "publishers/parallel.h"
 #include "core/alert.h"
 #include "core/err.h"
+#include "publishers/parallel.h"
 
 /* Settings of `herald run`. worker_config_default() fills the defaults. */
 typedef struct worker_config {
@@ -49,11 +49,13 @@ typedef struct worker_config {
     alert_limits limits;        /* Message size, depth, alert count. */
     publish_opts publish;       /* Deadline, health strategy, breakers. */
     const char *api_listen;     /* "127.0.0.1:8080"; NULL or "" = no API. */
-    const char *api_token;      /* Bearer token for POST, or NULL. */
+    const char *api_token;      /* Bearer token for the API, or NULL. */
+    bool api_metrics_public;    /* GET /metrics needs no token. */
+    bool api_insecure_no_token; /* Non-loopback API without a token. */
     int targets_watch_ms; /* Poll targets.yaml for changes (2000; 0 off). */
-    atomic_int *stop;   /* Set by SIGTERM/SIGINT (the signal thread,
-                           core/signals.h): shut down. */
-    atomic_int *reload; /* Set by SIGHUP: reload targets; NULL = none. */
+    atomic_int *stop;     /* Set by SIGTERM/SIGINT (the signal thread,
+                             core/signals.h): shut down. */
+    atomic_int *reload;   /* Set by SIGHUP: reload targets; NULL = none. */
 } worker_config;
 
 /* Fills cfg with the defaults listed above (strings NULL). */
