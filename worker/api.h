@@ -98,6 +98,16 @@ typedef herald_err (*api_publish_fn)(void *opaque, api_publish_mode mode,
  */
 typedef json_object *(*api_json_fn)(void *opaque);
 
+/* Connections from one client address: a probe, a scraper and a few
+ * publishers; one address cannot hold more than this many slots. */
+#define API_DEFAULT_PER_IP_CONNECTIONS 8
+/* Whole time allowed to read one request, headers and body, from the
+ * accept (or the end of the previous request on the connection). Not
+ * reset by activity, unlike API_CONNECTION_TIMEOUT_S: a client that sends
+ * a header line every few seconds is cut here. 10 s reads a 1 MiB body at
+ * 100 KB/s. */
+#define API_DEFAULT_READ_DEADLINE_MS 10000
+
 /* Server configuration; api_config_init() fills the defaults. */
 typedef struct api_config {
     /* "ADDR:PORT", "[IPv6]:PORT" or "localhost:PORT"; numeric addresses
@@ -113,12 +123,16 @@ typedef struct api_config {
     size_t max_metrics_bytes; /* /metrics answer cap, bytes (default
                                  16 MiB). */
     unsigned int threads;     /* API threads (default 4, at least 1). */
-    unsigned int max_connections; /* Open connections (default 64). */
-    void *opaque;                 /* Passed to every callback. */
-    api_ready_fn ready;           /* NULL: always ready. */
-    api_publish_fn publish;       /* NULL: POST /publish/... answers 503. */
-    api_json_fn stats;            /* NULL: GET /stats answers 503. */
-    api_json_fn targets;          /* NULL: GET /targets answers 503. */
+    unsigned int max_connections;    /* Open connections (default 512). */
+    unsigned int per_ip_connections; /* From one address (default 8). */
+    unsigned int read_deadline_ms;   /* Whole time to read one request,
+                                        not reset by activity (default
+                                        10000). */
+    void *opaque;                    /* Passed to every callback. */
+    api_ready_fn ready;              /* NULL: always ready. */
+    api_publish_fn publish;          /* NULL: POST /publish/... answers 503. */
+    api_json_fn stats;               /* NULL: GET /stats answers 503. */
+    api_json_fn targets;             /* NULL: GET /targets answers 503. */
 } api_config;
 
 /* Fills cfg with the defaults above and NULL callbacks. */

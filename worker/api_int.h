@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/buf.h"
 #include "core/metrics.h"
@@ -35,7 +36,10 @@ struct api_server {
     api_publish_fn publish;
     api_json_fn stats;
     api_json_fn targets;
-    metric *requests; /* herald_api_requests_total{path,code}. */
+    metric *requests;           /* herald_api_requests_total{path,code}. */
+    metric *cut;                /* herald_api_connections_cut_total. */
+    struct herald_timer *timer; /* The shared engine; one reference. */
+    int64_t read_deadline_ms;
     int port;
 };
 

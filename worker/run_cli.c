@@ -185,6 +185,21 @@ static const options_entry run_entries[] = {
      .arg = "TOKEN",
      .help = "bearer token every endpoint but /healthz and\n"
              "/readyz requires"},
+    {.name = "api-read-deadline-ms",
+     .type = OPTIONS_MS,
+     .offset = RUN_FIELD(cfg.api_read_deadline_ms),
+     .arg = "MS",
+     .min = 100,
+     .max = 600000,
+     .help = "whole time to read one API request, headers and\n"
+             "body; not reset by activity (slow clients)"},
+    {.name = "api-per-ip-connections",
+     .type = OPTIONS_INT,
+     .offset = RUN_FIELD(cfg.api_per_ip_connections),
+     .arg = "N",
+     .min = 1,
+     .max = 1024,
+     .help = "open API connections from one client address"},
     {.name = "metrics-public",
      .type = OPTIONS_BOOL,
      .offset = RUN_FIELD(cfg.api_metrics_public),
@@ -244,6 +259,8 @@ static void run_settings_default(run_settings *rs)
     memset(rs, 0, sizeof *rs);
     worker_config_default(&rs->cfg);
     rs->cfg.api_listen = "127.0.0.1:8080";
+    rs->cfg.api_read_deadline_ms = API_DEFAULT_READ_DEADLINE_MS;
+    rs->cfg.api_per_ip_connections = API_DEFAULT_PER_IP_CONNECTIONS;
     rs->max_bytes = (int)rs->cfg.limits.max_bytes;
     rs->strategy = (int)rs->cfg.publish.strategy;
     rs->level = LOG_LEVEL_INFO;
