@@ -12,10 +12,9 @@ import socket
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
-from harness import Scenario, log, make_alerts, wait_until
+from harness import (api_call, free_port, log, make_alerts, Scenario,
+                     wait_until)
 
 TOKEN = "slowloris-test-token"
 PER_IP = 8
@@ -26,28 +25,6 @@ LINE_EVERY_S = 2.0
 ATTACK_S = 15.0
 PROBE_BOUND_S = 1.0
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(api, method, path, body=None, token=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://{api}{path}", data=data,
-                                 method=method)
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    if data:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError:
-        return 0, ""
 
 
 class Attacker:
@@ -141,18 +118,11 @@ class Attacker:
                 c[1].close()
 
 
-def threads_of(pid):
+def proc_status(pid, key):
+    """An integer field of /proc/PID/status ("Threads", "VmRSS" in KiB)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    return -1
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1])
     return -1
 
@@ -168,14 +138,10 @@ def main():
             ("good", f"http://127.0.0.1:{sc.receivers['good']['port']}/a",
              [])])
         port = free_port()
-        api = f"127.0.0.1:{port}"
-        h = sc.herald(topic, group, targets,
-                      extra=["--api-listen", api, "--api-token", TOKEN,
-                             "--api-read-deadline-ms", "4000"])
-        wait_until(lambda: call(api, "GET", "/readyz")[0] == 200, 60,
-                   "/readyz")
-        threads_before = threads_of(h.pid)
-        rss_before = rss_kib(h.pid)
+        h, api = sc.herald_api(topic, group, targets, TOKEN,
+                               ["--api-read-deadline-ms", "4000"], port)
+        threads_before = proc_status(h.pid, "Threads")
+        rss_before = proc_status(h.pid, "VmRSS")
 
         attacker = Attacker(port)
         th = threading.Thread(target=attacker.run, daemon=True)
@@ -197,7 +163,7 @@ def main():
         while time.monotonic() < end:
             for path in ("/healthz", "/metrics"):
                 t0 = time.monotonic()
-                code, _ = call(api, "GET", path,
+                code, _ = api_call(api, "GET", path,
                                token=TOKEN if path == "/metrics" else None)
                 took = time.monotonic() - t0
                 worst = max(worst, took)
@@ -205,15 +171,15 @@ def main():
                 assert code == 200, f"{path} answered {code} under attack"
                 assert took < PROBE_BOUND_S, f"{path} took {took:.3f} s"
             if published < 3:
-                code, body = call(api, "POST", "/publish/all",
+                code, body = api_call(api, "POST", "/publish/all",
                                   {"alert": alert}, token=TOKEN)
                 assert code == 200 and json.loads(body)["succeeded"] == 1, \
                     f"publish under attack: {code} {body}"
                 published += 1
             time.sleep(0.25)
-        threads_after = threads_of(h.pid)
-        rss_after = rss_kib(h.pid)
-        code, metrics = call(api, "GET", "/metrics", token=TOKEN)
+        threads_after = proc_status(h.pid, "Threads")
+        rss_after = proc_status(h.pid, "VmRSS")
+        code, metrics = api_call(api, "GET", "/metrics", token=TOKEN)
         cut_line = [ln for ln in metrics.splitlines()
                     if ln.startswith("herald_api_connections_cut_total")]
         log(f"{probes} probes, slowest {worst * 1000:.0f} ms; "

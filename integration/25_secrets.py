@@ -8,13 +8,11 @@ enabled target, one of them on a closed port (curl errors). None of the
 secrets appears in check-config's output, GET /targets, GET /stats, a
 publish result, or the log."""
 import json
-import socket
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
-from harness import BIN, Scenario, log, make_alerts, wait_until
+from harness import (BIN, api_call, free_port, log, make_alerts, Scenario,
+                     wait_until)
 
 TOKEN = "secrets-test-api-token"
 SECRETS = ["leakuser", "leakpw", "leakquery", "leakslackpath",
@@ -22,28 +20,6 @@ SECRETS = ["leakuser", "leakpw", "leakquery", "leakslackpath",
            "leakbasic", "leakhdrvalue", "leakrouting", "leakrootly",
            "leakclosedpw", "leakclosedq", TOKEN]
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(api, method, path, body=None, token=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://{api}{path}", data=data,
-                                 method=method)
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    if data:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError:
-        return 0, ""
 
 
 def leaks(text):
@@ -104,15 +80,11 @@ def main():
         assert not leaks(p.stdout + p.stderr), \
             f"check-config shows {leaks(p.stdout + p.stderr)}"
 
-        api = f"127.0.0.1:{free_port()}"
-        h = sc.herald(topic, group, path,
-                      extra=["--api-listen", api, "--api-token", TOKEN,
-                             "--log-level", "debug"])
-        wait_until(lambda: call(api, "GET", "/readyz")[0] == 200, 60,
-                   "/readyz")
-        code, body = call(api, "POST", "/publish/all",
-                          {"alert": make_alerts(1, prefix="Leak")[0]},
-                          token=TOKEN)
+        h, api = sc.herald_api(topic, group, path, TOKEN,
+                               ["--log-level", "debug"])
+        code, body = api_call(api, "POST", "/publish/all",
+                              {"alert": make_alerts(1, prefix="Leak")[0]},
+                              token=TOKEN)
         res = json.loads(body)
         outcomes = {t["name"]: t for t in res["targets"]}
         assert outcomes["a"]["outcome"] == "delivered", body
@@ -121,7 +93,7 @@ def main():
         sc.produce(topic, make_alerts(3, prefix="LeakFlow"))
         wait_until(lambda: sc.fully_committed(topic, group), 90, "committed")
         for path_ in ("/targets", "/stats"):
-            code, body = call(api, "GET", path_, token=TOKEN)
+            code, body = api_call(api, "GET", path_, token=TOKEN)
             assert code == 200, f"GET {path_}: {code}"
             assert not leaks(body), f"GET {path_} shows {leaks(body)}"
         assert sc.stop(h) == 0

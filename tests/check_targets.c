@@ -384,6 +384,16 @@ static char *print_set(const target_set *set)
     return text;
 }
 
+/* Asserts that neither the JSON nor the printed view holds a secret. */
+static void assert_no_secrets(const char *js, const char *text,
+                              const char *const *secrets, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_msg(!strstr(js, secrets[i]), "json leaks %s", secrets[i]);
+        ck_assert_msg(!strstr(text, secrets[i]), "print leaks %s", secrets[i]);
+    }
+}
+
 START_TEST(test_literal_secrets_masked)
 {
     static const char *const secrets[] = {
@@ -428,10 +438,7 @@ START_TEST(test_literal_secrets_masked)
     ck_assert_int_eq(targets_to_json(set, &arr), HERALD_OK);
     js = json_object_to_json_string(arr);
     text = print_set(set);
-    for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
-        ck_assert_msg(!strstr(js, secrets[i]), "json leaks %s", secrets[i]);
-        ck_assert_msg(!strstr(text, secrets[i]), "print leaks %s", secrets[i]);
-    }
+    assert_no_secrets(js, text, secrets, sizeof(secrets) / sizeof(secrets[0]));
     /* Harmless headers stay readable. */
     ck_assert(json_object_object_get_ex(json_object_array_get_idx(arr, 0),
                                         "headers", &hdrs));
@@ -483,11 +490,8 @@ START_TEST(test_masked_output)
             "s3cr3t-token", "pw-secret",         "qsecret",      "hunter2",
             "XyZ",          "pd-routing-secret", "rootly-secret"};
 
-        for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
-            ck_assert_msg(!strstr(js, secrets[i]), "json leaks %s", secrets[i]);
-            ck_assert_msg(!strstr(text, secrets[i]), "print leaks %s",
-                          secrets[i]);
-        }
+        assert_no_secrets(js, text, secrets,
+                          sizeof(secrets) / sizeof(secrets[0]));
     }
     o = json_object_array_get_idx(arr, 0);
     ck_assert(json_object_object_get_ex(o, "url", &v));
