@@ -21,4 +21,7 @@ COPY targets.yaml /etc/herald/targets.yaml
 USER nobody
 EXPOSE 8080
 ENTRYPOINT ["herald"]
+# The API listens on the pod network, so it needs a token: pass
+# HERALD_API_TOKEN from a secret or an env file (docker run --env-file,
+# Kubernetes secretKeyRef). Without one, herald refuses to start.
 CMD ["run", "--api-listen", "0.0.0.0:8080"]

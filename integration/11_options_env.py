@@ -155,6 +155,8 @@ def main():
             continue
         got = settings.get(name)
         want = "***" if name == "api-token" else env_values[name]
+        if opt["arg"] is None:  # a boolean switch prints true/false
+            want = "true"
         check(got == (want, f"env {opt['env']}"),
               f"--{name} from {opt['env']}={env_values[name]}: got {got}")
     for name in settings:
@@ -181,6 +183,10 @@ def main():
     flag_values = {}
     for name, opt in settings_opts.items():
         if name == "property":
+            continue
+        if opt["arg"] is None:  # a switch takes no value
+            flag_values[name] = "true"
+            args.append(f"--{name}")
             continue
         flag_values[name] = pick(name, opt, env_values[name])
         args += [f"--{name}", flag_values[name]]

@@ -1,42 +1,28 @@
 #!/usr/bin/env python3
 """The HTTP API of a running herald (issue 3): probes, /metrics through
 `promtool check metrics`, /targets with secrets masked, /stats, and the
-publish API with its bearer token, against real receivers."""
+publish API with its bearer token, against real receivers. With a token
+every endpoint but the probes needs it; a non-loopback listen address
+without a token is refused at start (issue 13)."""
 import json
+import os
 import shutil
-import socket
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
-from harness import Scenario, log, make_alerts, wait_until
+from harness import (BIN, BROKERS, api_call, free_port, log, make_alerts,
+                     Scenario, wait_until)
 
 TOKEN = "s3cret-token-for-test"
 SECRET = "bearer-secret-of-target"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-def call(api, method, path, body=None, token=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://{api}{path}", data=data,
-                                 method=method)
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    if data:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError:
-        return 0, ""
+def no_herald_env():
+    """The environment without HERALD_* settings (HERALD_API_TOKEN would
+    defeat the refusal under test)."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("HERALD_") or k == "HERALD_KAFKA_PORT"}
 
 
 def main():
@@ -52,18 +38,29 @@ def main():
             ("bad", f"http://127.0.0.1:{sc.receivers['bad']['port']}/a",
              ["retry:", "  max_attempts: 2", "  initial_backoff_ms: 10"]),
         ])
+        # An open API on the network is refused before Kafka is contacted.
+        p = subprocess.run([BIN, "run", "-b", BROKERS, "-t", topic,
+                            "-g", group, "-c", targets, "--api-listen",
+                            f"0.0.0.0:{free_port()}"],
+                           capture_output=True, text=True, timeout=30,
+                           env=no_herald_env())
+        want = "is not a loopback address and no --api-token is set"
+        assert p.returncode == 2 and want in p.stderr, \
+            f"0.0.0.0 without a token: exit {p.returncode}: {p.stderr}"
+        log("0.0.0.0 without a token refused: " + p.stderr.strip())
+
         api = f"127.0.0.1:{free_port()}"
         h = sc.herald(topic, group, targets,
                       extra=["--api-listen", api, "--api-token", TOKEN])
-        wait_until(lambda: call(api, "GET", "/healthz")[0] == 200, 30,
+        wait_until(lambda: api_call(api, "GET", "/healthz")[0] == 200, 30,
                    "/healthz")
-        wait_until(lambda: call(api, "GET", "/readyz")[0] == 200, 60,
+        wait_until(lambda: api_call(api, "GET", "/readyz")[0] == 200, 60,
                    "/readyz after the first assignment")
 
         alert = make_alerts(1, prefix="ApiTest")[0]
-        code, _ = call(api, "POST", "/publish/all", {"alert": alert})
+        code, _ = api_call(api, "POST", "/publish/all", {"alert": alert})
         assert code == 401, f"POST without token answered {code}"
-        code, body = call(api, "POST", "/publish/all", {"alert": alert},
+        code, body = api_call(api, "POST", "/publish/all", {"alert": alert},
                           token=TOKEN)
         res = json.loads(body)
         log(f"/publish/all -> {code}: succeeded {res['succeeded']} failed "
@@ -75,20 +72,23 @@ def main():
         assert by_name["bad"]["http_status"] == 500
         assert by_name["bad"]["attempts"] == 2
 
-        code, body = call(api, "POST", "/publish/multiple",
+        code, body = api_call(api, "POST", "/publish/multiple",
                           {"alert": alert, "targets": ["nope"]}, TOKEN)
         assert code == 404 and "error" in json.loads(body), body
 
-        code, body = call(api, "GET", "/targets")
+        for path in ("/targets", "/stats", "/metrics"):
+            code, _ = api_call(api, "GET", path)
+            assert code == 401, f"GET {path} without token answered {code}"
+        code, body = api_call(api, "GET", "/targets", token=TOKEN)
         assert code == 200 and SECRET not in body, "secret served"
-        code, body = call(api, "GET", "/stats")
+        code, body = api_call(api, "GET", "/stats", token=TOKEN)
         stats = json.loads(body)
         assert code == 200 and "good" in stats["targets"], body
 
         sc.produce(topic, make_alerts(20, prefix="ApiFlow"))
         wait_until(lambda: sc.fully_committed(topic, group), 60,
                    "committed")
-        code, metrics = call(api, "GET", "/metrics")
+        code, metrics = api_call(api, "GET", "/metrics", token=TOKEN)
         assert code == 200 and "herald_consumer_messages_total" in metrics
         assert SECRET not in metrics and TOKEN not in metrics
         promtool = shutil.which("promtool")

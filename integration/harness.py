@@ -10,10 +10,12 @@ an assertion fails. Waiting is always on a condition with a deadline.
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -30,6 +32,33 @@ KAFKA = os.path.join(HERE, "kafka")
 
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def api_call(api, method, path, body=None, token=None, timeout=30):
+    """(status, body text) of one request to herald's API at api
+    ("ADDR:PORT"); body is sent as JSON, token as a bearer token; status 0
+    when the connection fails."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://{api}{path}", data=data,
+                                 method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    if data:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return 0, ""
 
 
 def wait_until(cond, timeout, what, interval=0.1):
@@ -162,6 +191,17 @@ class Scenario:
         p = subprocess.Popen(args, stdout=logf, stderr=logf)
         self.procs.append(p)
         return p
+
+    def herald_api(self, topic, group, targets, token, extra=(), port=None):
+        """herald with its API on 127.0.0.1 (port, or a free one) and
+        token, once /readyz answers 200: (process, "ADDR:PORT")."""
+        api = f"127.0.0.1:{port or free_port()}"
+        p = self.herald(topic, group, targets,
+                        extra=["--api-listen", api, "--api-token", token,
+                               *extra])
+        wait_until(lambda: api_call(api, "GET", "/readyz")[0] == 200, 60,
+                   "/readyz")
+        return p, api
 
     def stop(self, p, sig=signal.SIGTERM, timeout=60):
         if p.poll() is None:

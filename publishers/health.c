@@ -424,13 +424,17 @@ out:
     return ok;
 }
 
-/* Discards a probe's response body. */
+/* Stops a probe at its first body byte: the status is all a probe needs,
+ * and a target answering with a huge body would otherwise be read until
+ * the timeout. libcurl then ends the transfer with CURLE_WRITE_ERROR. */
 static size_t health_discard(char *ptr, size_t size, size_t nmemb,
                              void *userdata)
 {
     (void)ptr;
+    (void)size;
+    (void)nmemb;
     (void)userdata;
-    return size * nmemb;
+    return 0;
 }
 
 /* HTTP probe with curl (owned by the calling thread): 2xx/3xx succeed. */
@@ -438,6 +442,7 @@ static bool health_probe_http(CURL *curl, const struct health_probe *p)
 {
     long status = 0;
     long verify = p->tls_verify ? 1L : 0L;
+    CURLcode res;
 
     if (curl == NULL || p->url == NULL)
         return false;
@@ -458,7 +463,10 @@ static bool health_probe_http(CURL *curl, const struct health_probe *p)
         curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
     else
         curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
-    if (curl_easy_perform(curl) != CURLE_OK)
+    res = curl_easy_perform(curl);
+    /* CURLE_WRITE_ERROR: health_discard() stopped at the body, after the
+     * status line was read. */
+    if (res != CURLE_OK && res != CURLE_WRITE_ERROR)
         return false;
     if (curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
         return false;

@@ -4,53 +4,59 @@
  * (herald check-config --route), and the Markdown reference of the schema
  * (docs/TARGETS.md).
  *
- * Masking: fields typed as secrets, values that came from ${ENV}, and the
- * password and query of URLs are printed as "***" (see url_json).
+ * Masking: fields typed as secrets, values that came from ${ENV}, header
+ * values except harmless_headers, and in URLs the userinfo, the query and
+ * the path of webhook hosts whose path is the credential (core/mask.h) are
+ * printed as "***".
  *
  * Threads: reads an immutable set; any thread holding a reference.
  */
 #include "publishers/targets.h"
 
-#include <curl/curl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include "core/mask.h"
 
 #include "publishers/matchers.h"
 #include "publishers/plugins.h"
 #include "publishers/targets_int.h"
 
-#define MASK "***"
+/* Header values shown as they are: media types, client names and
+ * caching, never credentials. Every other header value is masked, since
+ * services put keys in headers of any name (X-Api-Key, X-Auth-Token...). */
+static const char *const harmless_headers[] = {
+    "Accept",          "Accept-Charset", "Accept-Encoding",
+    "Accept-Language", "Cache-Control",  "Content-Language",
+    "Content-Type",    "User-Agent",     NULL};
 
-/* A URL with its password and query masked (tokens often live there). */
+static bool header_harmless(const char *name)
+{
+    for (size_t i = 0; harmless_headers[i]; i++) {
+        if (strcasecmp(name, harmless_headers[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A URL with its secrets masked (core/mask.h); "***" when it came from
+ * ${ENV}. */
 static json_object *url_json(const char *url, bool from_env)
 {
-    CURLU *h;
-    char *s = NULL;
-    char *pw = NULL;
-    char *q = NULL;
     json_object *o;
+    buf b;
 
     if (!url)
         return NULL;
     if (from_env)
         return json_object_new_string(MASK);
-    h = curl_url();
-    if (!h)
-        return NULL;
-    if (curl_url_set(h, CURLUPART_URL, url, 0) == CURLUE_OK) {
-        if (curl_url_get(h, CURLUPART_PASSWORD, &pw, 0) == CURLUE_OK)
-            curl_url_set(h, CURLUPART_PASSWORD, MASK, 0);
-        if (curl_url_get(h, CURLUPART_QUERY, &q, 0) == CURLUE_OK)
-            curl_url_set(h, CURLUPART_QUERY, MASK, 0);
-        curl_url_get(h, CURLUPART_URL, &s, 0);
-    }
-    o = json_object_new_string(s ? s : MASK);
-    curl_free(s);
-    curl_free(pw);
-    curl_free(q);
-    curl_url_cleanup(h);
+    buf_init(&b, strlen(url) + 64);
+    o = json_object_new_string(mask_urls(url, &b) == HERALD_OK ? buf_str(&b)
+                                                               : MASK);
+    buf_free(&b);
     return o;
 }
 
@@ -105,7 +111,9 @@ static herald_err gen_json(const target *tgt, const tmeta *m, const gkey *keys,
             for (size_t i = 0; v && i < tgt->n_headers; i++)
                 json_object_object_add(
                     v, tgt->headers[i].name,
-                    str_json(tgt->headers[i].value, tgt->headers[i].secret));
+                    str_json(tgt->headers[i].value,
+                             tgt->headers[i].secret ||
+                                 !header_harmless(tgt->headers[i].name)));
             break;
         case G_MATCHERS:
             v = json_object_new_array();

@@ -53,6 +53,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/mask.h"
 #include "core/thread.h"
 #include "core/timer.h"
 
@@ -104,6 +105,9 @@ typedef struct tp_req {
     bool has_retry_after;
     int64_t start_ns;
     char errbuf[CURL_ERROR_SIZE];
+    /* errbuf with URLs masked (core/mask.h); masking can lengthen it. */
+    char error[2 * CURL_ERROR_SIZE];
+    bool truncated; /* The answer passed the body cap; reading stopped. */
 } tp_req;
 
 typedef struct tp_thread {
@@ -315,11 +319,16 @@ static size_t tp_write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
     size_t n = size * nmemb;
     size_t room = r->body.max - r->body.len;
 
-    /* Keep up to the cap and discard the rest, so the transfer (and the
-     * connection) completes normally. */
+    /* Keep up to the cap, then stop: a short count makes libcurl abort
+     * the transfer with CURLE_WRITE_ERROR and close the connection, so a
+     * target answering 1 GB costs neither the time nor the bandwidth.
+     * tp_complete() classifies the answer with what was read. */
+    if (n <= room)
+        return buf_append(&r->body, ptr, n) == HERALD_OK ? n : 0;
     if (room > 0)
-        (void)buf_append(&r->body, ptr, n < room ? n : room);
-    return n;
+        (void)buf_append(&r->body, ptr, room);
+    r->truncated = true;
+    return 0;
 }
 
 static size_t tp_header_cb(char *ptr, size_t size, size_t nitems, void *ud)
@@ -558,12 +567,20 @@ static void tp_complete(tp_thread *th, CURL *easy, CURLcode result)
     tp_running_remove(th, r);
     r->tt->in_flight--;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    /* Stopped at the body cap: the status and headers were read, which is
+     * all the classification needs. */
+    if (result == CURLE_WRITE_ERROR && r->truncated && status > 0)
+        result = CURLE_OK;
 
     memset(&resp, 0, sizeof resp);
     resp.status = status;
     resp.transport_error = (int)result;
-    if (result != CURLE_OK)
-        resp.error = r->errbuf[0] ? r->errbuf : curl_easy_strerror(result);
+    if (result != CURLE_OK) {
+        /* curl messages can name the URL, and URLs hold secrets. */
+        mask_urls_copy(r->errbuf[0] ? r->errbuf : curl_easy_strerror(result),
+                       r->error, sizeof(r->error));
+        resp.error = r->error;
+    }
     resp.body = buf_str(&r->body);
     resp.body_len = r->body.len;
     resp.retry_after = r->has_retry_after ? r->retry_after : NULL;

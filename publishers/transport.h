@@ -51,8 +51,10 @@ typedef struct transport transport;
 /* Settings of a transport; transport_config_default() fills defaults. */
 typedef struct transport_config {
     int n_threads;              /* I/O threads, 1..64 (default 2). */
-    size_t max_response_body;   /* Response body kept, bytes (64 KiB); the
-                                   rest is read and discarded. */
+    size_t max_response_body;   /* Response body read, bytes (64 KiB); past
+                                   it reading stops, the connection is
+                                   closed and the answer is classified
+                                   with what was read. */
     long max_total_connections; /* Open connections per I/O thread
                                    (default 256, 0 = libcurl default). */
     const char *user_agent;     /* Borrowed during transport_new (copied);

@@ -3,14 +3,20 @@
  * 127.0.0.1, with a libcurl easy handle as the client and fake worker
  * callbacks that record what they were given.
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <json-c/json.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/log.h"
@@ -314,7 +320,7 @@ START_TEST(test_metrics)
 
     http("GET", "/healthz", NULL, 0, NULL, NULL, &ans);
     answer_free(&ans);
-    http("GET", "/metrics", NULL, 0, NULL, NULL, &ans);
+    http("GET", "/metrics", NULL, 0, BEARER, NULL, &ans);
     ck_assert_int_eq(ans.status, 200);
     ck_assert_str_eq(ans.content_type,
                      "text/plain; version=0.0.4; charset=utf-8");
@@ -331,11 +337,11 @@ START_TEST(test_stats_and_targets)
 {
     http_answer ans;
 
-    http("GET", "/stats", NULL, 0, NULL, NULL, &ans);
+    http("GET", "/stats", NULL, 0, BEARER, NULL, &ans);
     ck_assert_int_eq(ans.status, 200);
     ck_assert_str_eq(buf_str(&ans.body), "{\"totals\":7}");
     answer_free(&ans);
-    http("GET", "/targets", NULL, 0, NULL, NULL, &ans);
+    http("GET", "/targets", NULL, 0, BEARER, NULL, &ans);
     ck_assert_int_eq(ans.status, 200);
     ck_assert_str_eq(buf_str(&ans.body), "[]");
     answer_free(&ans);
@@ -368,6 +374,89 @@ START_TEST(test_auth)
     pthread_mutex_lock(&fw.lock);
     ck_assert_int_eq(fw.publish_calls, 1);
     pthread_mutex_unlock(&fw.lock);
+}
+END_TEST
+
+START_TEST(test_auth_get)
+{
+    static const char *const closed[] = {"/targets", "/stats", "/metrics"};
+    http_answer ans;
+    size_t i;
+
+    /* Configuration, statistics and metrics need the token. */
+    for (i = 0; i < sizeof(closed) / sizeof(closed[0]); i++) {
+        http("GET", closed[i], NULL, 0, NULL, NULL, &ans);
+        assert_envelope(&ans, 401);
+        answer_free(&ans);
+        http("GET", closed[i], NULL, 0, "Bearer wrong-token!", NULL, &ans);
+        assert_envelope(&ans, 401);
+        answer_free(&ans);
+    }
+    /* The probes never do: a kubelet has no token. */
+    http("GET", "/healthz", NULL, 0, NULL, NULL, &ans);
+    ck_assert_int_eq(ans.status, 200);
+    answer_free(&ans);
+    http("GET", "/readyz", NULL, 0, NULL, NULL, &ans);
+    ck_assert_int_eq(ans.status, 503);
+    answer_free(&ans);
+}
+END_TEST
+
+START_TEST(test_metrics_public)
+{
+    char saved[sizeof(base)];
+    char err[256] = "";
+    api_config cfg;
+    api_server *open_srv;
+    http_answer ans;
+
+    api_config_init(&cfg);
+    cfg.listen = "127.0.0.1:0";
+    cfg.threads = 1;
+    cfg.token = TOKEN;
+    cfg.metrics_public = true;
+    cfg.stats = fake_stats;
+    open_srv = api_new(&cfg, err, sizeof(err));
+    ck_assert_msg(open_srv != NULL, "api_new: %s", err);
+    memcpy(saved, base, sizeof(base));
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", api_port(open_srv));
+    http("GET", "/metrics", NULL, 0, NULL, NULL, &ans);
+    ck_assert_int_eq(ans.status, 200);
+    answer_free(&ans);
+    http("GET", "/stats", NULL, 0, NULL, NULL, &ans);
+    ck_assert_int_eq(ans.status, 401);
+    answer_free(&ans);
+    memcpy(base, saved, sizeof(base));
+    api_destroy(open_srv);
+}
+END_TEST
+
+START_TEST(test_listen_check)
+{
+    api_config cfg;
+    char err[512] = "";
+
+    ck_assert(!api_listen_check("0.0.0.0:8080", NULL, false, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "api listen \"0.0.0.0:8080\" is not a "
+                              "loopback address and no --api-token is "
+                              "set") != NULL,
+                  "%s", err);
+    ck_assert(!api_listen_check("[::]:8080", "", false, err, sizeof(err)));
+    ck_assert(!api_listen_check("10.1.2.3:80", NULL, false, err, sizeof(err)));
+    ck_assert(api_listen_check("0.0.0.0:8080", TOKEN, false, err, sizeof(err)));
+    ck_assert(api_listen_check("0.0.0.0:8080", NULL, true, err, sizeof(err)));
+    ck_assert(
+        api_listen_check("127.0.0.2:8080", NULL, false, err, sizeof(err)));
+    ck_assert(
+        api_listen_check("localhost:8080", NULL, false, err, sizeof(err)));
+    ck_assert(api_listen_check("[::1]:8080", NULL, false, err, sizeof(err)));
+    ck_assert(api_listen_check(NULL, NULL, false, err, sizeof(err)));
+    /* api_new() refuses the same. */
+    api_config_init(&cfg);
+    cfg.listen = "0.0.0.0:0";
+    err[0] = '\0';
+    ck_assert_ptr_null(api_new(&cfg, err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "--insecure-no-token"));
 }
 END_TEST
 
@@ -587,7 +676,7 @@ START_TEST(test_probes_served_during_publish)
     http("GET", "/healthz", NULL, 0, NULL, NULL, &ans);
     healthz = ans.status;
     answer_free(&ans);
-    http("GET", "/metrics", NULL, 0, NULL, NULL, &ans);
+    http("GET", "/metrics", NULL, 0, BEARER, NULL, &ans);
     metrics = ans.status;
     answer_free(&ans);
     pthread_mutex_lock(&fw.lock);
@@ -650,6 +739,138 @@ START_TEST(test_bad_listen)
 }
 END_TEST
 
+/* A TCP connection to 127.0.0.1:port; asserts it connects. */
+static int raw_connect(int port)
+{
+    struct sockaddr_in sin;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    ck_assert_int_ge(fd, 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)port);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    return fd;
+}
+
+/* True when the server closed fd within wait_ms (end of stream or reset);
+ * a byte of answer counts as not closed. */
+static bool raw_closed_within(int fd, int wait_ms)
+{
+    struct pollfd pfd = {fd, POLLIN, 0};
+    char c;
+
+    if (poll(&pfd, 1, wait_ms) <= 0)
+        return false;
+    return recv(fd, &c, 1, 0) <= 0;
+}
+
+START_TEST(test_read_deadline)
+{
+    static const char *const lines[] = {"GET /healthz HTTP/1.1\r\n",
+                                        "Host: x\r\n",
+                                        "X-A: 1\r\n",
+                                        "X-B: 2\r\n",
+                                        "X-C: 3\r\n",
+                                        "X-D: 4\r\n",
+                                        "X-E: 5\r\n",
+                                        "X-F: 6\r\n",
+                                        "X-G: 7\r\n",
+                                        "X-H: 8\r\n"};
+    char err[256] = "";
+    api_config cfg;
+    api_server *slow_srv;
+    int fd;
+    bool closed = false;
+    size_t i;
+
+    api_config_init(&cfg);
+    cfg.listen = "127.0.0.1:0";
+    cfg.threads = 2;
+    cfg.read_deadline_ms = 300;
+    slow_srv = api_new(&cfg, err, sizeof(err));
+    ck_assert_msg(slow_srv != NULL, "api_new: %s", err);
+    /* A header line every 200 ms keeps libmicrohttpd's idle timeout (60 s)
+     * from firing: only the read deadline can close the connection, while
+     * the request is still unread after ten lines (2 s). */
+    fd = raw_connect(api_port(slow_srv));
+    for (i = 0; i < sizeof(lines) / sizeof(lines[0]) && !closed; i++) {
+        if (send(fd, lines[i], strlen(lines[i]), MSG_NOSIGNAL) < 0)
+            closed = true;
+        else
+            closed = raw_closed_within(fd, 200);
+    }
+    close(fd);
+    /* A connection that sends nothing is cut too. */
+    fd = raw_connect(api_port(slow_srv));
+    ck_assert(raw_closed_within(fd, 10000));
+    close(fd);
+    api_destroy(slow_srv);
+    ck_assert_msg(closed, "a request trickled for 2 s was not cut");
+}
+END_TEST
+
+START_TEST(test_read_deadline_spares_requests)
+{
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    char err[256] = "";
+    char answer[512];
+    api_config cfg;
+    api_server *slow_srv;
+    ssize_t n;
+    int fd;
+    int k;
+
+    api_config_init(&cfg);
+    cfg.listen = "127.0.0.1:0";
+    cfg.threads = 1;
+    cfg.read_deadline_ms = 1000;
+    slow_srv = api_new(&cfg, err, sizeof(err));
+    ck_assert_msg(slow_srv != NULL, "api_new: %s", err);
+    /* Three requests on one kept-alive connection, each read in time: each
+     * is answered (the deadline restarts per request). */
+    fd = raw_connect(api_port(slow_srv));
+    for (k = 0; k < 3; k++) {
+        ck_assert_int_eq(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL),
+                         (ssize_t)sizeof(req) - 1);
+        n = recv(fd, answer, sizeof(answer) - 1, 0);
+        ck_assert_int_gt(n, 0);
+        answer[n] = '\0';
+        ck_assert_msg(strncmp(answer, "HTTP/1.1 200", 12) == 0, "%s", answer);
+    }
+    close(fd);
+    api_destroy(slow_srv);
+}
+END_TEST
+
+START_TEST(test_per_ip_limit)
+{
+    char err[256] = "";
+    api_config cfg;
+    api_server *lim_srv;
+    int fds[3];
+    int i;
+
+    api_config_init(&cfg);
+    cfg.listen = "127.0.0.1:0";
+    cfg.threads = 1;
+    cfg.per_ip_connections = 2;
+    lim_srv = api_new(&cfg, err, sizeof(err));
+    ck_assert_msg(lim_srv != NULL, "api_new: %s", err);
+    for (i = 0; i < 3; i++)
+        fds[i] = raw_connect(api_port(lim_srv));
+    /* The third from the same address is closed at once; the first two
+     * stay open (the 10 s read deadline is far). */
+    ck_assert(raw_closed_within(fds[2], 10000));
+    ck_assert(!raw_closed_within(fds[0], 0));
+    ck_assert(!raw_closed_within(fds[1], 0));
+    for (i = 0; i < 3; i++)
+        close(fds[i]);
+    api_destroy(lim_srv);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
     const check_case cases[] = {
@@ -658,6 +879,12 @@ static Suite *api_suite(void)
         {"metrics", test_metrics},
         {"stats_and_targets", test_stats_and_targets},
         {"auth", test_auth},
+        {"auth_get", test_auth_get},
+        {"metrics_public", test_metrics_public},
+        {"listen_check", test_listen_check},
+        {"read_deadline", test_read_deadline},
+        {"read_deadline_spares_requests", test_read_deadline_spares_requests},
+        {"per_ip_limit", test_per_ip_limit},
         {"body_too_large", test_body_too_large},
         {"malformed_json", test_malformed_json},
         {"targets_validation", test_targets_validation},

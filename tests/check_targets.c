@@ -389,6 +389,74 @@ static char *print_set(const target_set *set)
     return text;
 }
 
+/* Asserts that neither the JSON nor the printed view holds a secret. */
+static void assert_no_secrets(const char *js, const char *text,
+                              const char *const *secrets, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_msg(!strstr(js, secrets[i]), "json leaks %s", secrets[i]);
+        ck_assert_msg(!strstr(text, secrets[i]), "print leaks %s", secrets[i]);
+    }
+}
+
+START_TEST(test_literal_secrets_masked)
+{
+    static const char *const secrets[] = {
+        "leakuser",     "leakpw",       "leakquery",   "leakslackpath",
+        "leakauthhdr",  "leakapikey",   "leakbearer",  "leakbasic",
+        "leakhdrvalue", "leakhealthpw", "leakrouting", "leakrootly",
+        "leaktelegram"};
+    target_set *set;
+    json_object *arr;
+    json_object *hdrs;
+    const char *js;
+    char *text;
+
+    /* Literal secrets of every kind, none from ${ENV}. */
+    set = T_OK(
+        "targets:\n"
+        "  - name: a\n"
+        "    type: webhook\n"
+        "    url: http://leakuser:leakpw@127.0.0.1:9101/a?token=leakquery\n"
+        "    headers: {Authorization: 'Bearer leakauthhdr', X-Api-Key: "
+        "leakapikey, Content-Type: application/json}\n"
+        "    auth: {type: bearer, token: leakbearer}\n"
+        "    health: {method: GET, url: "
+        "'http://h:leakhealthpw@127.0.0.1:9101/h'}\n"
+        "  - name: b\n"
+        "    type: webhook\n"
+        "    url: https://api.telegram.org/botleaktelegram/sendMessage\n"
+        "    auth: {type: basic, username: bob, password: leakbasic}\n"
+        "  - name: c\n"
+        "    type: webhook\n"
+        "    url: http://127.0.0.1:9101/c\n"
+        "    auth: {type: header, header: X-Token, value: leakhdrvalue}\n"
+        "  - name: s\n"
+        "    type: slack\n"
+        "    url: https://hooks.slack.com/services/T0/B0/leakslackpath\n"
+        "  - name: pd\n"
+        "    type: pagerduty\n"
+        "    routing_key: leakrouting\n"
+        "  - name: ro\n"
+        "    type: rootly\n"
+        "    token: leakrootly\n");
+    ck_assert_int_eq(targets_to_json(set, &arr), HERALD_OK);
+    js = json_object_to_json_string(arr);
+    text = print_set(set);
+    assert_no_secrets(js, text, secrets, sizeof(secrets) / sizeof(secrets[0]));
+    /* Harmless headers stay readable. */
+    ck_assert(json_object_object_get_ex(json_object_array_get_idx(arr, 0),
+                                        "headers", &hdrs));
+    ck_assert_str_eq(
+        json_object_get_string(json_object_object_get(hdrs, "Content-Type")),
+        "application/json");
+    ck_assert_ptr_nonnull(strstr(js, "hooks.slack.com"));
+    free(text);
+    json_object_put(arr);
+    targets_release(set);
+}
+END_TEST
+
 START_TEST(test_masked_output)
 {
     target_set *set;
@@ -427,19 +495,16 @@ START_TEST(test_masked_output)
             "s3cr3t-token", "pw-secret",         "qsecret",      "hunter2",
             "XyZ",          "pd-routing-secret", "rootly-secret"};
 
-        for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
-            ck_assert_msg(!strstr(js, secrets[i]), "json leaks %s", secrets[i]);
-            ck_assert_msg(!strstr(text, secrets[i]), "print leaks %s",
-                          secrets[i]);
-        }
+        assert_no_secrets(js, text, secrets,
+                          sizeof(secrets) / sizeof(secrets[0]));
     }
     o = json_object_array_get_idx(arr, 0);
     ck_assert(json_object_object_get_ex(o, "url", &v));
     ck_assert_str_eq(json_object_get_string(v),
-                     "http://user:***@127.0.0.1:9101/alerts?***");
+                     "http://***@127.0.0.1:9101/alerts?***");
     ck_assert(json_object_object_get_ex(o, "headers", &v));
     ck_assert_str_eq(
-        json_object_get_string(json_object_object_get(v, "X-Plain")), "vis");
+        json_object_get_string(json_object_object_get(v, "X-Plain")), "***");
     ck_assert_str_eq(json_object_get_string(json_object_object_get(v, "X-Key")),
                      "***");
     ck_assert(json_object_object_get_ex(o, "auth", &v));
@@ -809,6 +874,7 @@ static Suite *targets_suite(void)
         {"errors", test_errors},
         {"env_expansion", test_env_expansion},
         {"masked_output", test_masked_output},
+        {"literal_secrets_masked", test_literal_secrets_masked},
         {"reload", test_reload},
         {"registry_threads", test_registry_threads},
         {"route", test_route},

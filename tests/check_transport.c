@@ -27,6 +27,9 @@ static const http_fixture_rule rules[] = {
     {.path = "/big", .body_bytes = 100000},
     {.path = "/slow", .delay_ms = 500},
     {.path = "/gate", .delay_ms = 50},
+    /* 8 MiB: far past the 64 KiB default cap of a response body. */
+    {.path = "/huge", .body_bytes = 8 << 20},
+    {.path = "/huge503", .status = 503, .body_bytes = 8 << 20},
 };
 
 /* The receiver, started once in main() and reset before each test. */
@@ -212,6 +215,32 @@ START_TEST(test_body_capped)
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_eq(r.transport_error, 0);
     ck_assert_uint_eq(r.body_len, 1000);
+}
+END_TEST
+
+START_TEST(test_huge_answer_cut)
+{
+    rec r1 = {0};
+    rec r2 = {0};
+    rec r3 = {0};
+
+    /* Reading stops at the default cap (64 KiB) and the connection is
+     * closed; the answer is classified with what was read. */
+    submit("/huge", 0, &r1);
+    WAIT_FOR(atomic_load(&r1.done));
+    ck_assert_int_eq(r1.status, 200);
+    ck_assert_int_eq(r1.transport_error, 0);
+    ck_assert_uint_eq(r1.body_len, 64 * 1024);
+    submit("/huge503", 0, &r2);
+    WAIT_FOR(atomic_load(&r2.done));
+    ck_assert_int_eq(r2.status, 503);
+    ck_assert_int_eq(r2.transport_error, 0);
+    /* The cut connections were not reused: three requests, three
+     * connections (a kept-alive one would serve the third). */
+    submit("/ok", 0, &r3);
+    WAIT_FOR(atomic_load(&r3.done));
+    ck_assert_int_eq(r3.status, 200);
+    ck_assert_int_eq(http_fixture_connections(fx), 3);
 }
 END_TEST
 
@@ -437,6 +466,7 @@ static Suite *transport_suite(void)
         {"methods", test_methods},
         {"retry_after_captured", test_retry_after_captured},
         {"body_capped", test_body_capped},
+        {"huge_answer_cut", test_huge_answer_cut},
         {"connection_refused", test_connection_refused},
         {"timeout", test_timeout},
         {"tls_failure", test_tls_failure},

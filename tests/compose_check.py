@@ -79,10 +79,27 @@ for t in tdoc["targets"]:
     check(f":{port}" in cmd, f"service {host} does not listen on {port}")
     check("healthcheck" in svc.get(host, {}), f"{host} has no healthcheck")
 
+# The API listens on 0.0.0.0: its token comes from an env file that is
+# not committed, never from the compose file or an open API.
+check("HERALD_API_TOKEN" not in henv, "API token written in compose")
+env_files = [e["path"] if isinstance(e, dict) else e
+             for e in h.get("env_file", [])]
+check("./deploy/herald.env" in env_files, "herald has no token env file")
+with open(os.path.join(ROOT, ".gitignore")) as f:
+    check("deploy/herald.env" in f.read().split(),
+          "deploy/herald.env is not ignored by git")
+with open(os.path.join(ROOT, "deploy", "herald.env.example")) as f:
+    check("HERALD_API_TOKEN=" in f.read(), "no HERALD_API_TOKEN example")
+check("--insecure-no-token" not in h.get("command", []),
+      "compose runs an open API")
+
 with open(os.path.join(ROOT, "Dockerfile")) as f:
     dockerfile = f.read()
 check("AS runtime" in dockerfile, "Dockerfile has no runtime stage")
 check("ENTRYPOINT [\"herald\"]" in dockerfile, "Dockerfile entrypoint")
+check("--insecure-no-token" not in dockerfile, "Dockerfile runs an open API")
+check("HERALD_API_TOKEN" in dockerfile,
+      "Dockerfile does not say where the API token comes from")
 
 for msg in failures:
     print("FAIL:", msg)

@@ -15,10 +15,22 @@
  * Request bodies never exceed max_body_bytes in memory. api.c knows
  * nothing of publishers or targets: the worker wires the callbacks (api.h).
  *
+ * Slow clients: libmicrohttpd limits connections in all and per client
+ * address and their memory; its idle timeout is reset by every byte, so
+ * each connection also has a read deadline on the process's timer engine
+ * (core/timer.h): armed when the connection opens and again when a request
+ * was answered, disarmed once a request is read, and when it passes the
+ * socket is shut down (conn_deadline_passed()).
+ *
  * Threads: libmicrohttpd's internal thread pool (cfg->threads threads) runs
  * every function here except api_new()/api_destroy(), which run on the main
- * thread. The server fields are immutable after api_new(), so handlers read
- * them without a lock; the metrics registry has its own locks.
+ * thread, and conn_deadline_passed(), which runs on the timer thread. The
+ * server fields are immutable after api_new(), so handlers read them without a
+ * lock; the metrics registry has its own locks.
+ *
+ * Authorisation: with a token, every route but the probes needs it
+ * (api_route.access); without one, api_new() refuses a non-loopback
+ * address unless told otherwise (api_listen_check()).
  *
  * Specs: RFC 9110 (methods, 401/404/405/413, Allow), RFC 6750 (bearer
  * tokens, WWW-Authenticate).
@@ -29,6 +41,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +50,10 @@
 #include <sys/socket.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/timer.h"
 
 #define API_DEFAULT_LISTEN "127.0.0.1:8080"
 /* 1 MiB: an Alertmanager payload with one alert is a few KiB. */
@@ -48,10 +63,34 @@
 /* Four threads: /metrics and probes stay served while a few publishes
  * wait on slow targets; the machine-wide CPU cost is negligible. */
 #define API_DEFAULT_THREADS 4
-#define API_DEFAULT_MAX_CONNECTIONS 64
+/* Open connections in all. Large, so that slow clients spread over many
+ * addresses cannot take every slot before the read deadline cuts them;
+ * each costs at most API_CONNECTION_MEMORY (8 MiB in all) and one
+ * descriptor. */
+#define API_DEFAULT_MAX_CONNECTIONS 512
+/* libmicrohttpd's memory pool per connection (headers and read buffer; the
+ * body goes to a capped buf). 16 KiB holds any header set an alert client
+ * sends; the library default is 32 KiB. */
+#define API_CONNECTION_MEMORY (16 * 1024)
 /* Idle seconds before a connection is closed; above the 30 s default
  * publish deadline so a slow publish is not cut off. */
 #define API_CONNECTION_TIMEOUT_S 60
+
+/*
+ * One open connection, from libmicrohttpd's NOTIFY_CONNECTION STARTED to
+ * CLOSED (its socket_context). Its timer shuts the socket down when the
+ * request being read is past its deadline; libmicrohttpd then sees the end
+ * of the stream on its thread and closes the connection as usual. The fd
+ * stays valid while the timer may fire: CLOSED is notified before the
+ * socket is closed, and it cancels the timer, waiting for a running
+ * callback.
+ */
+typedef struct api_conn {
+    timer_entry deadline; /* Owner: the server. */
+    api_server *srv;
+    int fd;
+    atomic_bool reading; /* A request is being read: the deadline counts. */
+} api_conn;
 
 void api_config_init(api_config *cfg)
 {
@@ -61,6 +100,72 @@ void api_config_init(api_config *cfg)
     cfg->max_metrics_bytes = API_DEFAULT_MAX_METRICS;
     cfg->threads = API_DEFAULT_THREADS;
     cfg->max_connections = API_DEFAULT_MAX_CONNECTIONS;
+    cfg->per_ip_connections = API_DEFAULT_PER_IP_CONNECTIONS;
+    cfg->read_deadline_ms = API_DEFAULT_READ_DEADLINE_MS;
+}
+
+/* Timer thread: the request was not read in time; cut the connection. */
+static void conn_deadline_passed(void *arg)
+{
+    api_conn *c = arg;
+
+    if (!atomic_load(&c->reading) || c->fd < 0)
+        return;
+    shutdown(c->fd, SHUT_RDWR);
+    metrics_add(c->srv->cut, 1);
+}
+
+/* Starts the read deadline of the connection's next request. */
+static void conn_reading(api_conn *c)
+{
+    atomic_store(&c->reading, true);
+    /* HERALD_ERR_STATE: armed already (the previous request was answered
+     * before it was fully read); its deadline stands. */
+    (void)timer_add(c->srv->timer, &c->deadline,
+                    herald_now_ms() + c->srv->read_deadline_ms,
+                    conn_deadline_passed, c);
+}
+
+/* The request on conn is read: its deadline no longer counts. */
+static void conn_read_done(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    api_conn *c = info ? info->socket_context : NULL;
+
+    if (!c)
+        return;
+    atomic_store(&c->reading, false);
+    timer_cancel(c->srv->timer, &c->deadline);
+}
+
+static void api_conn_notify(void *cls, struct MHD_Connection *conn,
+                            void **socket_context,
+                            enum MHD_ConnectionNotificationCode toe)
+{
+    api_server *srv = cls;
+    api_conn *c = *socket_context;
+    const union MHD_ConnectionInfo *info;
+
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (!c)
+            return;
+        atomic_store(&c->reading, false);
+        timer_cancel_wait(srv->timer, &c->deadline);
+        free(c);
+        *socket_context = NULL;
+        return;
+    }
+    /* Out of memory: the connection goes without a deadline, as before. */
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    timer_entry_init(&c->deadline, srv);
+    c->srv = srv;
+    info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    c->fd = info ? info->connect_fd : -1;
+    *socket_context = c;
+    conn_reading(c);
 }
 
 /* Sets the request's error unless one is already set. */
@@ -132,7 +237,9 @@ static void request_route(api_server *srv, api_request *req,
                      req->route->post ? "POST" : "GET");
         return;
     }
-    if (req->route->post && !request_authorized(srv, conn)) {
+    if (req->route->access != API_ROUTE_OPEN &&
+        !(req->route->access == API_ROUTE_SCRAPE && srv->metrics_public) &&
+        !request_authorized(srv, conn)) {
         request_fail(req, 401, "missing or invalid bearer token");
         return;
     }
@@ -216,8 +323,10 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *conn,
         request_route(srv, req, conn, url, method);
         /* The client waits for "100 Continue" before sending the body:
          * answer the error now instead. */
-        if (req->status && expects_continue(conn))
+        if (req->status && expects_continue(conn)) {
+            conn_read_done(conn);
             return reply_request_error(srv, req, conn);
+        }
         return MHD_YES;
     }
     if (req->replied) {
@@ -238,6 +347,7 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *conn,
         *upload_data_size = 0; /* Consumed, or read and dropped. */
         return MHD_YES;
     }
+    conn_read_done(conn);
     if (req->status)
         return reply_request_error(srv, req, conn);
     req->route->handler(srv, req, &rep);
@@ -248,7 +358,16 @@ static void api_completed(void *cls, struct MHD_Connection *conn,
                           void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     api_request *req = *con_cls;
+    const union MHD_ConnectionInfo *info;
 
+    /* Answered: the next request on this connection gets its own read
+     * deadline, from now (a kept-alive connection idle past it is cut). */
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (info && info->socket_context)
+            conn_reading(info->socket_context);
+    }
     if (!req)
         return;
     buf_free(&req->body);
@@ -330,6 +449,29 @@ static bool listen_parse(const char *listen, struct sockaddr_storage *ss,
     return false;
 }
 
+bool api_listen_check(const char *listen, const char *token,
+                      bool insecure_no_token, char *errstr, size_t errstr_size)
+{
+    struct sockaddr_storage ss;
+    bool ipv6 = false;
+    bool loopback = true;
+
+    if (!listen)
+        listen = API_DEFAULT_LISTEN;
+    if (!listen_parse(listen, &ss, &ipv6, &loopback, errstr, errstr_size))
+        return false;
+    if (loopback || (token && token[0]) || insecure_no_token)
+        return true;
+    snprintf(errstr, errstr_size,
+             "api listen \"%s\" is not a loopback address and no "
+             "--api-token is set: anyone on the network could read the "
+             "configuration and send pages; set --api-token "
+             "(HERALD_API_TOKEN), or pass --insecure-no-token to accept an "
+             "open API",
+             listen);
+    return false;
+}
+
 /* Starts libmicrohttpd's daemon on ss with its thread pool; NULL when it
  * cannot (address in use or not available). */
 static struct MHD_Daemon *api_daemon_start(api_server *srv,
@@ -358,7 +500,12 @@ static struct MHD_Daemon *api_daemon_start(api_server *srv,
         MHD_OPTION_CONNECTION_LIMIT,
         cfg->max_connections ? cfg->max_connections
                              : API_DEFAULT_MAX_CONNECTIONS,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        cfg->per_ip_connections ? cfg->per_ip_connections
+                                : API_DEFAULT_PER_IP_CONNECTIONS,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONNECTION_MEMORY,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)API_CONNECTION_TIMEOUT_S,
+        MHD_OPTION_NOTIFY_CONNECTION, api_conn_notify, srv,
         MHD_OPTION_NOTIFY_COMPLETED, api_completed, srv, MHD_OPTION_END);
 }
 
@@ -375,7 +522,9 @@ api_server *api_new(const api_config *cfg, char *errstr, size_t errstr_size)
         snprintf(errstr, errstr_size, "api: no configuration");
         return NULL;
     }
-    if (!listen_parse(cfg->listen ? cfg->listen : API_DEFAULT_LISTEN, &ss,
+    if (!api_listen_check(cfg->listen, cfg->token, cfg->insecure_no_token,
+                          errstr, errstr_size) ||
+        !listen_parse(cfg->listen ? cfg->listen : API_DEFAULT_LISTEN, &ss,
                       &ipv6, &loopback, errstr, errstr_size))
         return NULL;
     srv = calloc(1, sizeof(*srv));
@@ -387,6 +536,7 @@ api_server *api_new(const api_config *cfg, char *errstr, size_t errstr_size)
             goto nomem;
         srv->token_len = strlen(srv->token);
     }
+    srv->metrics_public = cfg->metrics_public;
     srv->max_body_bytes =
         cfg->max_body_bytes ? cfg->max_body_bytes : API_DEFAULT_MAX_BODY;
     srv->max_metrics_bytes = cfg->max_metrics_bytes ? cfg->max_metrics_bytes
@@ -399,6 +549,17 @@ api_server *api_new(const api_config *cfg, char *errstr, size_t errstr_size)
     srv->requests = metrics_family(
         METRIC_COUNTER, "herald_api_requests_total",
         "HTTP API requests by endpoint and status code.", "path,code", NULL, 0);
+    srv->cut = metrics_family(
+        METRIC_COUNTER, "herald_api_connections_cut_total",
+        "API connections closed because a request was not read within the "
+        "read deadline.",
+        "", NULL, 0);
+    srv->read_deadline_ms = cfg->read_deadline_ms
+                                ? (int64_t)cfg->read_deadline_ms
+                                : API_DEFAULT_READ_DEADLINE_MS;
+    srv->timer = timer_shared_acquire(errstr, errstr_size);
+    if (!srv->timer)
+        goto fail;
     threads = cfg->threads ? cfg->threads : API_DEFAULT_THREADS;
     srv->daemon = api_daemon_start(srv, cfg, &ss, ipv6, threads);
     if (!srv->daemon) {
@@ -412,8 +573,9 @@ api_server *api_new(const api_config *cfg, char *errstr, size_t errstr_size)
     srv->port = info ? (int)info->port : -1;
     if (!loopback && !srv->token)
         LOG_WARN("api", LOG_NOFIELDS,
-                 "the API listens on a non-loopback address without a "
-                 "token: POST /publish is open to the network");
+                 "--insecure-no-token: the API listens on a non-loopback "
+                 "address without a token; /publish, /targets and /stats "
+                 "are open to the network");
     LOG_INFO("api", LOG_NOFIELDS, "listening on port %d with %u threads",
              srv->port, threads);
     return srv;
@@ -428,8 +590,13 @@ void api_destroy(api_server *srv)
 {
     if (!srv)
         return;
+    /* Closing the connections cancels their timers (api_conn_notify()). */
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon);
+    if (srv->timer) {
+        timer_cancel_owner(srv->timer, srv);
+        timer_shared_release();
+    }
     if (srv->token) {
         /* Do not leave the secret in freed memory. */
         volatile char *p = srv->token;

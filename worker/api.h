@@ -20,9 +20,15 @@
  * the enriched form, whose "classification" may sit next to "alert" at the
  * top level). Targets are named, never given as URLs.
  *
+ * Authorisation: with a token configured, every endpoint except /healthz
+ * and /readyz needs "Authorization: Bearer <token>" (compared in constant
+ * time); /metrics too, unless cfg->metrics_public opens it for scrapers.
+ * Without a token only a loopback address may be listened on, unless
+ * cfg->insecure_no_token (api_listen_check()).
+ *
  * Errors all use one envelope, {"error": {"code": <status>, "message":
- * "..."}}: 400 malformed body, 401 missing or wrong bearer token on POST
- * (when a token is configured; compared in constant time), 404 unknown path
+ * "..."}}: 400 malformed body, 401 missing or wrong bearer token (when a
+ * token is configured), 404 unknown path
  * or target, 405 wrong method (with an Allow header), 413 body over
  * max_body_bytes, 500/503 for internal failures or missing callbacks.
  *
@@ -92,29 +98,55 @@ typedef herald_err (*api_publish_fn)(void *opaque, api_publish_mode mode,
  */
 typedef json_object *(*api_json_fn)(void *opaque);
 
+/* Connections from one client address: a probe, a scraper and a few
+ * publishers; one address cannot hold more than this many slots. */
+#define API_DEFAULT_PER_IP_CONNECTIONS 8
+/* Whole time allowed to read one request, headers and body, from the
+ * accept (or the end of the previous request on the connection). Not
+ * reset by activity, unlike API_CONNECTION_TIMEOUT_S: a client that sends
+ * a header line every few seconds is cut here. 10 s reads a 1 MiB body at
+ * 100 KB/s. */
+#define API_DEFAULT_READ_DEADLINE_MS 10000
+
 /* Server configuration; api_config_init() fills the defaults. */
 typedef struct api_config {
     /* "ADDR:PORT", "[IPv6]:PORT" or "localhost:PORT"; numeric addresses
      * only. Port 0 picks a free port (see api_port()). Borrowed for
      * api_new(). Default "127.0.0.1:8080". */
     const char *listen;
-    /* Bearer token POST requests must carry, or NULL/"" for none. Copied by
-     * api_new(); never logged. */
+    /* Bearer token every endpoint but the probes requires, or NULL/"" for
+     * none. Copied by api_new(); never logged. */
     const char *token;
-    size_t max_body_bytes;        /* Request body cap, bytes (default 1 MiB). */
-    size_t max_metrics_bytes;     /* /metrics answer cap, bytes (default
-                                     16 MiB). */
-    unsigned int threads;         /* API threads (default 4, at least 1). */
-    unsigned int max_connections; /* Open connections (default 64). */
-    void *opaque;                 /* Passed to every callback. */
-    api_ready_fn ready;           /* NULL: always ready. */
-    api_publish_fn publish;       /* NULL: POST /publish/... answers 503. */
-    api_json_fn stats;            /* NULL: GET /stats answers 503. */
-    api_json_fn targets;          /* NULL: GET /targets answers 503. */
+    bool metrics_public;      /* GET /metrics needs no token (scrapers). */
+    bool insecure_no_token;   /* Allow a non-loopback listen without token. */
+    size_t max_body_bytes;    /* Request body cap, bytes (default 1 MiB). */
+    size_t max_metrics_bytes; /* /metrics answer cap, bytes (default
+                                 16 MiB). */
+    unsigned int threads;     /* API threads (default 4, at least 1). */
+    unsigned int max_connections;    /* Open connections (default 512). */
+    unsigned int per_ip_connections; /* From one address (default 8). */
+    unsigned int read_deadline_ms;   /* Whole time to read one request,
+                                        not reset by activity (default
+                                        10000). */
+    void *opaque;                    /* Passed to every callback. */
+    api_ready_fn ready;              /* NULL: always ready. */
+    api_publish_fn publish;          /* NULL: POST /publish/... answers 503. */
+    api_json_fn stats;               /* NULL: GET /stats answers 503. */
+    api_json_fn targets;             /* NULL: GET /targets answers 503. */
 } api_config;
 
 /* Fills cfg with the defaults above and NULL callbacks. */
 void api_config_init(api_config *cfg);
+
+/*
+ * Checks listen (borrowed; NULL for the default) before anything starts:
+ * a valid address, and a token (non-empty) unless the address is loopback
+ * or insecure_no_token is set. Returns false with errstr naming the
+ * problem; the refusal reads "api listen \"ADDR\" is not a loopback
+ * address and no --api-token is set: ...". Any thread.
+ */
+bool api_listen_check(const char *listen, const char *token,
+                      bool insecure_no_token, char *errstr, size_t errstr_size);
 
 /*
  * Starts the server: binds cfg->listen and starts the API threads. Returns

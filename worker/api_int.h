@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/buf.h"
 #include "core/metrics.h"
@@ -25,8 +26,9 @@
 
 struct api_server {
     struct MHD_Daemon *daemon;
-    char *token; /* NULL when POST needs no token. */
+    char *token; /* NULL when no endpoint needs a token. */
     size_t token_len;
+    bool metrics_public; /* GET /metrics needs no token. */
     size_t max_body_bytes;
     size_t max_metrics_bytes;
     void *opaque;
@@ -34,7 +36,10 @@ struct api_server {
     api_publish_fn publish;
     api_json_fn stats;
     api_json_fn targets;
-    metric *requests; /* herald_api_requests_total{path,code}. */
+    metric *requests;           /* herald_api_requests_total{path,code}. */
+    metric *cut;                /* herald_api_connections_cut_total. */
+    struct herald_timer *timer; /* The shared engine; one reference. */
+    int64_t read_deadline_ms;
     int port;
 };
 
@@ -49,15 +54,23 @@ struct api_reply {
     size_t len;
 };
 
+/* Who may call a route when a token is configured. */
+typedef enum api_route_access {
+    API_ROUTE_TOKEN = 0, /* The bearer token. */
+    API_ROUTE_OPEN = 1,  /* Anyone: the probes (a kubelet has no token). */
+    API_ROUTE_SCRAPE = 2 /* The token, or anyone with metrics_public. */
+} api_route_access;
+
 typedef void (*api_handler)(api_server *srv, api_request *req, api_reply *rep);
 
 typedef struct api_route {
     const char *path;
     bool post; /* POST route; otherwise GET (and HEAD). */
     api_handler handler;
-    api_publish_mode mode; /* POST /publish/... only. */
-    bool quiet_5xx;        /* A 5xx is routine (a not-ready /readyz during
-                              start-up): not worth a warning. */
+    api_publish_mode mode;   /* POST /publish/... only. */
+    api_route_access access; /* Who may call it when a token is set. */
+    bool quiet_5xx;          /* A 5xx is routine (a not-ready /readyz during
+                                start-up): not worth a warning. */
 } api_route;
 
 /* Per-request state, freed by api_completed(). */

@@ -31,14 +31,19 @@ static void handle_targets(api_server *srv, api_request *req, api_reply *rep);
 static void handle_publish(api_server *srv, api_request *req, api_reply *rep);
 
 static const api_route routes[] = {
-    {"/metrics", false, handle_metrics, API_PUBLISH_ALL, false},
-    {"/healthz", false, handle_healthz, API_PUBLISH_ALL, false},
-    {"/readyz", false, handle_readyz, API_PUBLISH_ALL, true},
-    {"/stats", false, handle_stats, API_PUBLISH_ALL, false},
-    {"/targets", false, handle_targets, API_PUBLISH_ALL, false},
-    {"/publish/multiple", true, handle_publish, API_PUBLISH_MULTIPLE, false},
-    {"/publish/all", true, handle_publish, API_PUBLISH_ALL, false},
-    {"/publish/healthy", true, handle_publish, API_PUBLISH_HEALTHY, false},
+    {"/metrics", false, handle_metrics, API_PUBLISH_ALL, API_ROUTE_SCRAPE,
+     false},
+    {"/healthz", false, handle_healthz, API_PUBLISH_ALL, API_ROUTE_OPEN, false},
+    {"/readyz", false, handle_readyz, API_PUBLISH_ALL, API_ROUTE_OPEN, true},
+    {"/stats", false, handle_stats, API_PUBLISH_ALL, API_ROUTE_TOKEN, false},
+    {"/targets", false, handle_targets, API_PUBLISH_ALL, API_ROUTE_TOKEN,
+     false},
+    {"/publish/multiple", true, handle_publish, API_PUBLISH_MULTIPLE,
+     API_ROUTE_TOKEN, false},
+    {"/publish/all", true, handle_publish, API_PUBLISH_ALL, API_ROUTE_TOKEN,
+     false},
+    {"/publish/healthy", true, handle_publish, API_PUBLISH_HEALTHY,
+     API_ROUTE_TOKEN, false},
 };
 
 const api_route *api_route_find(const char *url)

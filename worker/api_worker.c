@@ -154,6 +154,10 @@ herald_err api_worker_start(worker *w, api_server **out, char *errstr,
     api_config_init(&acfg);
     acfg.listen = w->cfg.api_listen;
     acfg.token = w->cfg.api_token;
+    acfg.metrics_public = w->cfg.api_metrics_public;
+    acfg.insecure_no_token = w->cfg.api_insecure_no_token;
+    acfg.read_deadline_ms = (unsigned int)w->cfg.api_read_deadline_ms;
+    acfg.per_ip_connections = (unsigned int)w->cfg.api_per_ip_connections;
     acfg.opaque = w;
     acfg.ready = api_ready;
     acfg.publish = api_publish;

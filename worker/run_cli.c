@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/options.h"
 #include "core/signals.h"
+#include "worker/api.h"
 #include "worker/worker.h"
 
 /* The longest settings line logged at start, bytes. */
@@ -183,7 +184,32 @@ static const options_entry run_entries[] = {
      .offset = RUN_FIELD(cfg.api_token),
      .flags = OPTIONS_SECRET,
      .arg = "TOKEN",
-     .help = "bearer token the POST endpoints require"},
+     .help = "bearer token every endpoint but /healthz and\n"
+             "/readyz requires"},
+    {.name = "api-read-deadline-ms",
+     .type = OPTIONS_MS,
+     .offset = RUN_FIELD(cfg.api_read_deadline_ms),
+     .arg = "MS",
+     .min = 100,
+     .max = 600000,
+     .help = "whole time to read one API request, headers and\n"
+             "body; not reset by activity (slow clients)"},
+    {.name = "api-per-ip-connections",
+     .type = OPTIONS_INT,
+     .offset = RUN_FIELD(cfg.api_per_ip_connections),
+     .arg = "N",
+     .min = 1,
+     .max = 1024,
+     .help = "open API connections from one client address"},
+    {.name = "metrics-public",
+     .type = OPTIONS_BOOL,
+     .offset = RUN_FIELD(cfg.api_metrics_public),
+     .help = "GET /metrics needs no token (for scrapers)"},
+    {.name = "insecure-no-token",
+     .type = OPTIONS_BOOL,
+     .offset = RUN_FIELD(cfg.api_insecure_no_token),
+     .help = "allow --api-listen on a non-loopback address\n"
+             "without --api-token (anyone may publish)"},
     OPTIONS_ENTRY_LOG_LEVEL(run_settings, level, 'l'),
     {.name = "log-format",
      .type = OPTIONS_ENUM,
@@ -234,6 +260,8 @@ static void run_settings_default(run_settings *rs)
     memset(rs, 0, sizeof *rs);
     worker_config_default(&rs->cfg);
     rs->cfg.api_listen = "127.0.0.1:8080";
+    rs->cfg.api_read_deadline_ms = API_DEFAULT_READ_DEADLINE_MS;
+    rs->cfg.api_per_ip_connections = API_DEFAULT_PER_IP_CONNECTIONS;
     rs->max_bytes = (int)rs->cfg.limits.max_bytes;
     rs->strategy = (int)rs->cfg.publish.strategy;
     rs->level = LOG_LEVEL_INFO;
@@ -277,6 +305,14 @@ int worker_cli_main(int argc, char **argv)
                 "(\"%s\"): dead-lettered records would be consumed "
                 "and published again\n",
                 rs.cfg.topic);
+        goto out;
+    }
+    /* Refuse an open API before contacting Kafka. */
+    if (rs.cfg.api_listen && rs.cfg.api_listen[0] &&
+        !api_listen_check(rs.cfg.api_listen, rs.cfg.api_token,
+                          rs.cfg.api_insecure_no_token, errstr,
+                          sizeof(errstr))) {
+        fprintf(stderr, "herald run: %s\n", errstr);
         goto out;
     }
     rs.cfg.props = (const char *const *)rs.props.items;

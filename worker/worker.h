@@ -43,13 +43,17 @@ typedef struct worker_config {
     int revoke_timeout_ms;  /* Wait for revoked partitions' jobs (10000). */
     int job_max_attempts;   /* Job attempts on total failure (default 5). */
     int64_t job_max_age_ms; /* Job retry budget by age (default 300000). */
-    int job_backoff_initial_ms; /* Job retry backoff (default 1000). */
-    int job_backoff_max_ms;     /* Job retry backoff cap (default 30000). */
-    int dlq_timeout_ms;         /* One dead-letter write (default 30000). */
-    alert_limits limits;        /* Message size, depth, alert count. */
-    publish_opts publish;       /* Deadline, health strategy, breakers. */
-    const char *api_listen;     /* "127.0.0.1:8080"; NULL or "" = no API. */
-    const char *api_token;      /* Bearer token for POST, or NULL. */
+    int job_backoff_initial_ms;   /* Job retry backoff (default 1000). */
+    int job_backoff_max_ms;       /* Job retry backoff cap (default 30000). */
+    int dlq_timeout_ms;           /* One dead-letter write (default 30000). */
+    alert_limits limits;          /* Message size, depth, alert count. */
+    publish_opts publish;         /* Deadline, health strategy, breakers. */
+    const char *api_listen;       /* "127.0.0.1:8080"; NULL or "" = no API. */
+    const char *api_token;        /* Bearer token for the API, or NULL. */
+    bool api_metrics_public;      /* GET /metrics needs no token. */
+    bool api_insecure_no_token;   /* Non-loopback API without a token. */
+    int64_t api_read_deadline_ms; /* 0: the API's default (api.h). */
+    int api_per_ip_connections;   /* 0: the API's default (api.h). */
     int targets_watch_ms; /* Poll targets.yaml for changes (2000; 0 off). */
     atomic_int *stop;     /* Set by SIGTERM/SIGINT (the signal thread,
                              core/signals.h): shut down. */
