@@ -69,6 +69,9 @@ static void *signals_main(void *arg)
     sigset_t set;
 
     (void)arg;
+    /* Named here rather than through herald_thread_create(): core/thread.c
+     * uses this file, so calling it back would make a cycle. */
+    pthread_setname_np(pthread_self(), "herald-signal");
     signals_set(&set);
     for (;;) {
         int sig = 0;
